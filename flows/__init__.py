@@ -1,0 +1,1 @@
+"""Prefect flows: detect_brands (the pipeline generated from a profile graph)."""

@@ -1,0 +1,159 @@
+"""detect_brands: the Prefect flow generated from a profile graph.
+
+The same flow runs from the CLI, from deployments and from notebooks:
+
+    from flows.detect import detect_brands
+    report = detect_brands("match.mp4", brands="brands.yaml")
+    report.to_frame()
+
+Each stage is a cached task per chunk of frames (compile_report once per source).
+Tasks are submitted in topological order with their upstream futures as inputs, so
+stages without a path between them run concurrently.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timezone
+from typing import Any
+
+from mpr.settings import apply_offline_defaults
+
+apply_offline_defaults()  # before Prefect reads its settings
+
+from prefect import flow, get_run_logger  # noqa: E402
+from prefect.artifacts import (  # noqa: E402
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
+from prefect.futures import PrefectFuture, as_completed  # noqa: E402
+from prefect.runtime import flow_run  # noqa: E402
+
+from mpr import settings  # noqa: E402
+from mpr.checkpoints import record_run  # noqa: E402
+from mpr.errors import MprError  # noqa: E402
+from mpr.plan import RunPlan, prepare_run  # noqa: E402
+from mpr.records import Report, ReportBody, StageRun, StageStats  # noqa: E402
+from mpr.reporting import brand_rows, markdown, write_report  # noqa: E402
+from tasks.stage import StageContext  # noqa: E402
+from tasks.wrapper import stage_task  # noqa: E402
+
+Futures = dict[tuple[str, int | None], PrefectFuture]
+PROGRESS = logging.getLogger("mpr.progress")  # the CLI prints this on stderr
+
+
+@flow(name="detect-brands", persist_result=False)
+def detect_brands(
+    source: str,
+    brands: str | list[dict[str, Any]],
+    profile: str = "soccer_broadcast",
+    overrides: dict[str, dict[str, Any]] | None = None,
+    out: str | None = None,
+) -> Report:
+    """Find sponsor brands in SOURCE (video, image, image folder or fsspec URL).
+
+    brands: a brands YAML path/URL or an inline list of {name, aliases, logo}.
+    overrides: per-stage config changes, e.g. {"match_brands": {"min_score": 70}}.
+    out: folder for report.json, timeline.csv, brands.csv, detections.csv.
+    """
+    plan = prepare_run(source, brands, profile, overrides)
+    futures = submit_graph(plan)
+    wait_with_progress(futures)
+    stages = summarize_stages(plan, futures)
+    record_run(settings.ledger_dir(), plan, stages, _run_id())
+    failed = [s.name for s in stages if s.state == "failed"]
+    if failed:
+        raise MprError(f"stage {failed[0]} failed: {_failure(futures, failed[0])}")
+    final = plan.profile.stages[-1]
+    body: ReportBody = futures[(final, None)].result()
+    report = Report(**body.model_dump(), source=source, profile=plan.profile.name,
+                    fingerprint=plan.source.fingerprint, overrides=plan.profile.overrides,
+                    run_id=_run_id(), created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                    stages=stages)
+    publish(report, out)
+    return report
+
+
+def submit_graph(plan: RunPlan) -> Futures:
+    tasks = {s: stage_task(s, settings.results_dir(), plan.profile.retries.get(s, 0)) for s in plan.profile.stages}
+    futures: Futures = {}
+    for stage in plan.profile.stages:
+        for chunk in plan.task_ids(stage):
+            inputs = [(futures[(src, c)], when) for src, c, when in plan.inputs_of(stage, chunk)]
+            ctx = StageContext(
+                source=plan.source,
+                store_root=plan.store_root,
+                key=plan.keys[(stage, chunk)],
+                chunk=plan.chunks[chunk] if chunk is not None else None,
+                brands=plan.brands if plan.profile.spec(stage).uses_brands else None,
+            )
+            futures[(stage, chunk)] = tasks[stage].submit(
+                stage=stage, chunk="all" if chunk is None else chunk, cache_key=ctx.key,
+                inputs=inputs, config=plan.profile.configs[stage], ctx=ctx)
+    return futures
+
+
+def wait_with_progress(futures: Futures) -> None:
+    """Wait for every task; progress goes to the run log, a progress artifact and `mpr.progress`."""
+    names = {id(f): f"{stage}[{'all' if c is None else c}]" for (stage, c), f in futures.items()}
+    artifact = create_progress_artifact(0.0, description="stage tasks done")
+    logger = get_run_logger()
+    total = len(futures)
+    for done, future in enumerate(as_completed(list(futures.values())), start=1):
+        future.wait()
+        message = f"[{done:>{len(str(total))}}/{total}] {names[id(future)]} {future.state.name.lower()}"
+        logger.info(message)
+        PROGRESS.info(message)
+        if artifact:
+            update_progress_artifact(artifact, 100.0 * done / total)
+
+
+def summarize_stages(plan: RunPlan, futures: Futures) -> list[StageRun]:
+    runs = []
+    for stage in plan.profile.stages:
+        states = [futures[(stage, c)].state for c in plan.task_ids(stage)]
+        outputs = [s.result(raise_on_failure=False) for s in states if s.is_completed()]
+        stats = [o.stats for o in outputs if hasattr(o, "stats")] or [StageStats()]
+        cached = sum(s.name == "Cached" for s in states)
+        if any(s.is_failed() or s.is_crashed() for s in states):
+            state = "failed"
+        elif any(not s.is_completed() for s in states):
+            state = "skipped"  # not run: an upstream task failed
+        else:
+            state = "cached" if cached == len(states) else "completed"
+        fresh = [o.stats.seconds for s, o in zip(states, outputs) if s.name != "Cached"]
+        runs.append(StageRun(
+            name=stage, state=state, seconds=round(sum(fresh), 3),
+            items_in=sum(s.items_in for s in stats), items_out=sum(s.items_out for s in stats),
+            chunks=len(states), cached_chunks=cached,
+            compute_seconds=round(sum(s.seconds for s in stats), 3)))
+    return runs
+
+
+def _failure(futures: Futures, stage: str) -> str:
+    for (name, _), future in futures.items():
+        state = future.state
+        if name == stage and state.is_failed():
+            exc = state.result(raise_on_failure=False)
+            return str(exc) if isinstance(exc, BaseException) else (state.message or state.name)
+    return "upstream failure"
+
+
+def publish(report: Report, out: str | None) -> None:
+    if out:
+        write_report(report, out)
+    create_table_artifact(
+        key="brand-exposure",
+        table=[dict(zip(["brand", "exposure_s", "detections", "segments", "first", "last"], row))
+               for row in brand_rows(report)],
+        description=f"Brand exposure in {report.source}",
+    )
+    create_markdown_artifact(key="brand-report", markdown=markdown(report, out),
+                             description=f"Brand timeline for {report.source}")
+
+
+def _run_id() -> str | None:
+    run_id = flow_run.get_id()
+    return str(run_id) if run_id else None

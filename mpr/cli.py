@@ -1,0 +1,171 @@
+"""The `mpr` command.
+
+    mpr detect SOURCE --brands BRANDS.yaml [--profile NAME|PATH] [--set STAGE.KEY=VALUE ...] [--out DIR]
+    mpr checkpoints SOURCE
+    mpr profiles [show NAME [--set ...]]
+    mpr synth OUT.mp4 [...]
+
+Bad input prints one line on stderr and exits 2; a failed run exits 1.
+Prefect is imported only once the input has been validated.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from mpr.errors import InputError, MprError
+from mpr.settings import apply_offline_defaults
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2 (argparse prints usage too)
+        raise InputError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="mpr", description="Measure sponsor-brand exposure in broadcast video.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    detect = sub.add_parser("detect", help="find brands in a video, image, image folder or fsspec URL")
+    detect.add_argument("source")
+    detect.add_argument("--brands", required=True, help="brands YAML file")
+    detect.add_argument("--profile", default="soccer_broadcast", help="profile name or YAML path")
+    detect.add_argument("--set", dest="sets", action="append", default=[], metavar="STAGE.KEY=VALUE",
+                        help="override one stage config value (repeatable)")
+    detect.add_argument("--out", help="output folder (default: out/<source name>)")
+    detect.add_argument("--json", action="store_true", help="print report.json instead of tables")
+    detect.add_argument("-v", "--verbose", action="store_true", help="show Prefect's own logs")
+
+    checkpoints = sub.add_parser("checkpoints", help="stage configs computed for a source, as a tree")
+    checkpoints.add_argument("source")
+
+    profiles = sub.add_parser("profiles", help="list profiles, or show one resolved")
+    profiles.add_argument("action", nargs="?", choices=["list", "show"], default="list")
+    profiles.add_argument("name", nargs="?", default="soccer_broadcast")
+    profiles.add_argument("--set", dest="sets", action="append", default=[], metavar="STAGE.KEY=VALUE")
+
+    synth = sub.add_parser("synth", help="render a synthetic broadcast clip with ground truth",
+                           add_help=False)
+    synth.add_argument("args", nargs=argparse.REMAINDER)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    apply_offline_defaults()
+    try:
+        args = build_parser().parse_args(argv)
+        return COMMANDS[args.command](args)
+    except MprError as exc:
+        print(f"mpr: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("mpr: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug, not bad input: one line unless MPR_DEBUG asks for more
+        if os.environ.get("MPR_DEBUG"):
+            raise
+        print(f"mpr: error: unexpected {type(exc).__name__}: {exc} (MPR_DEBUG=1 shows the traceback)",
+              file=sys.stderr)
+        return 1
+
+
+def cmd_detect(args) -> int:
+    from mpr.plan import prepare_run
+    from mpr.profiles import parse_set
+
+    overrides = parse_set(args.sets)
+    plan = prepare_run(args.source, args.brands, args.profile, overrides)  # fails fast on bad input
+    out = args.out or str(Path("out") / Path(plan.source.name).stem)
+    if not args.verbose:
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    _show_progress()
+    from flows.detect import detect_brands
+
+    report = detect_brands(args.source, args.brands, args.profile, overrides, out)
+    if args.json:
+        print(json.dumps(report.model_dump(mode="json", exclude={"detections"}), indent=2))
+    else:
+        _print_tables(report)
+        print(f"report: {Path(out) / 'report.json'}")
+    return 0
+
+
+def _show_progress() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("mpr.progress")
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+def _print_tables(report) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from mpr.reporting import BRAND_COLUMNS, STAGE_COLUMNS, brand_rows, stage_rows
+
+    console = Console()
+    console.width = max(console.width, 110)
+    for title, columns, rows in (("Stages", STAGE_COLUMNS, stage_rows(report)),
+                                 (f"Brands in {report.source}", BRAND_COLUMNS, brand_rows(report))):
+        table = Table(title=title, title_justify="left")
+        for column in columns:
+            table.add_column(column, justify="left" if column in ("stage", "state", "brand") else "right")
+        for row in rows:
+            table.add_row(*map(str, row))
+        console.print(table)
+    if not report.brands:
+        console.print("no brands found")
+    for warning in report.warnings:
+        console.print(f"warning: {warning}", style="yellow")
+    console.print(f"{report.frames_analyzed} frames sampled, {report.frames_kept} read, "
+                  f"{report.unresolved} unresolved texts, {report.duration_s:.1f} s of source")
+
+
+def cmd_checkpoints(args) -> int:
+    from mpr import settings
+    from mpr.checkpoints import read_ledger, render_tree
+    from mpr.source import probe_source
+
+    info = probe_source(args.source, settings.sources_cache_dir())
+    entries = read_ledger(settings.ledger_dir(), info.fingerprint)
+    print(f"{info.uri}  (fingerprint {info.fingerprint})")
+    if not entries:
+        print("no checkpoints yet: run `mpr detect` on it first")
+        return 0
+    for line in render_tree(entries, settings.results_dir()):
+        print(line)
+    return 0
+
+
+def cmd_profiles(args) -> int:
+    import yaml
+
+    from mpr.profiles import list_profiles, load_profile, parse_set
+
+    if args.action == "list":
+        for name in list_profiles():
+            description = load_profile(name).description
+            print(f"{name:24} {description.splitlines()[0][:100] if description else ''}")
+        return 0
+    profile = load_profile(args.name, parse_set(args.sets))
+    print(yaml.safe_dump(profile.to_dict(), sort_keys=False, width=100), end="")
+    return 0
+
+
+def cmd_synth(args) -> int:
+    from mpr import synth
+
+    return synth.main(args.args)
+
+
+COMMANDS = {"detect": cmd_detect, "checkpoints": cmd_checkpoints, "profiles": cmd_profiles, "synth": cmd_synth}
+
+if __name__ == "__main__":
+    sys.exit(main())

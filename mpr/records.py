@@ -1,0 +1,198 @@
+"""The typed records every stage exchanges (the pipeline's currency).
+
+Stages pass small manifests: keys into the artifact store plus metadata. Image data
+never travels through Prefect. Every chunk-level manifest carries the chunk's full
+frame list forward, so the final stage sees every sampled frame, kept or dropped.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+Box = tuple[float, float, float, float]  # x1, y1, x2, y2 in frame pixels
+
+
+class Frame(BaseModel):
+    """One sampled frame; `key` points into the artifact store."""
+
+    index: int  # sample index in the whole source (t = index / fps for video)
+    t: float  # source seconds
+    key: str
+    width: int
+    height: int
+    name: str = ""  # file name for image sources
+    cut: bool = False  # a shot change lies between the previous sample and this one
+    dropped: Literal["duplicate", "blank"] | None = None
+    same_as: float | None = None  # for duplicates: time of the frame it repeats
+
+
+class StageStats(BaseModel):
+    items_in: int = 0
+    items_out: int = 0
+    seconds: float = 0.0  # compute time when this output was produced
+
+
+class Manifest(BaseModel):
+    """Base of every chunk-level stage output."""
+
+    chunk: int
+    frames: list[Frame] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list)  # warnings that reach the report
+    counts: dict[str, int] = Field(default_factory=dict)
+    stats: StageStats = Field(default_factory=StageStats)
+
+    @property
+    def kept(self) -> list[Frame]:
+        return [f for f in self.frames if f.dropped is None]
+
+    def route(self, when: str) -> Manifest:
+        raise ValueError(f"{type(self).__name__} has no route '{when}'")
+
+
+class FrameSet(Manifest):
+    """Output of extract_frames / filter_scenes."""
+
+    interval_s: float = 0.0  # time one sample stands for (0 for a still image)
+    previous: Frame | None = None  # the sample just before this chunk, for continuity
+    readable_until_s: float | None = None  # set when decoding stopped early
+
+    def carry(self, cls: type[FrameSet], **fields) -> FrameSet:
+        """A `cls` manifest carrying this one's frames and facts forward, plus `fields`."""
+        own = {name: getattr(self, name) for name in FrameSet.model_fields if name != "stats"}
+        return cls(**{**own, **fields})
+
+
+class TextRead(BaseModel):
+    """One OCR text box."""
+
+    t: float
+    frame_key: str
+    text: str
+    score: float
+    box: Box
+
+
+class TextSet(FrameSet):
+    reads: list[TextRead] = Field(default_factory=list)
+
+
+class Detection(BaseModel):
+    """A brand found at time t."""
+
+    t: float
+    brand: str
+    confidence: float
+    box: Box
+    text: str = ""
+    source: str = "ocr"
+    match_score: float = 0.0
+
+
+class Candidate(BaseModel):
+    """Text (or a region) that matched no brand; kept for escalation."""
+
+    t: float
+    text: str
+    score: float
+    box: Box
+    crop_key: str
+
+
+class DetectionSet(TextSet):
+    detections: list[Detection] = Field(default_factory=list)
+    unresolved: list[Candidate] = Field(default_factory=list)
+
+    def route(self, when: str) -> DetectionSet:
+        if when == "resolved":
+            return self.model_copy(update={"unresolved": []})
+        if when == "unresolved":
+            return self.model_copy(update={"detections": []})
+        return super().route(when)
+
+
+ROUTES: dict[type[Manifest], tuple[str, ...]] = {DetectionSet: ("resolved", "unresolved")}
+
+
+# ---- the report -----------------------------------------------------------------
+
+
+class Segment(BaseModel):
+    start: float
+    end: float
+    confidence: float
+    detections: int = 0
+
+
+class BrandExposure(BaseModel):
+    brand: str
+    exposure_s: float
+    detections: int
+    segments: list[Segment]
+
+
+class StageRun(BaseModel):
+    name: str
+    state: Literal["completed", "cached", "skipped", "failed"]
+    seconds: float  # wall time spent computing in this run (0 when cached)
+    items_in: int = 0
+    items_out: int = 0
+    chunks: int = 0
+    cached_chunks: int = 0
+    compute_seconds: float = 0.0  # compute time of the results used (cached or not)
+
+
+class ReportBody(BaseModel):
+    """What compile_report computes; the flow adds run facts to make a Report."""
+
+    duration_s: float
+    frames_analyzed: int
+    frames_kept: int
+    brands: list[BrandExposure]
+    counts: dict[str, int] = Field(default_factory=dict)
+    unresolved: int = 0
+    truncated: bool = False
+    readable_until_s: float | None = None
+    warnings: list[str] = Field(default_factory=list)
+    detections: list[Detection] = Field(default_factory=list)
+    stats: StageStats = Field(default_factory=StageStats, exclude=True)
+
+
+class Report(ReportBody):
+    """report.json. Fields may be added, never renamed."""
+
+    source: str
+    profile: str
+    fingerprint: str = ""
+    overrides: dict = Field(default_factory=dict)
+    run_id: str | None = None
+    created_at: str = ""
+    stages: list[StageRun] = Field(default_factory=list)
+
+    def brand(self, name: str) -> BrandExposure | None:
+        return next((b for b in self.brands if b.brand == name), None)
+
+    def to_frame(self):
+        """Segments as a pandas DataFrame, one row per segment (for notebooks)."""
+        import pandas as pd
+
+        rows = [
+            {
+                "brand": b.brand,
+                "start": s.start,
+                "end": s.end,
+                "duration_s": s.end - s.start,
+                "confidence": s.confidence,
+                "detections": s.detections,
+            }
+            for b in self.brands
+            for s in b.segments
+        ]
+        columns = ["brand", "start", "end", "duration_s", "confidence", "detections"]
+        return pd.DataFrame(rows, columns=columns)
+
+    def stages_frame(self):
+        import pandas as pd
+
+        return pd.DataFrame([s.model_dump() for s in self.stages])

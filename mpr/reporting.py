@@ -1,0 +1,80 @@
+"""Report files (report.json, timeline.csv, brands.csv, detections.csv) and their text tables."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from mpr.records import Report
+
+STAGE_COLUMNS = ["stage", "state", "seconds", "items in", "items out", "chunks", "cached"]
+BRAND_COLUMNS = ["brand", "exposure s", "detections", "segments", "first seen", "last seen"]
+
+
+def stage_rows(report: Report) -> list[list]:
+    return [[s.name, s.state, f"{s.seconds:.2f}", s.items_in, s.items_out, s.chunks, s.cached_chunks]
+            for s in report.stages]
+
+
+def brand_rows(report: Report) -> list[list]:
+    return [[b.brand, f"{b.exposure_s:.1f}", b.detections, len(b.segments),
+             f"{b.segments[0].start:.1f}", f"{b.segments[-1].end:.1f}"] for b in report.brands]
+
+
+def _csv(header: list[str], rows: list[list]) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(header)
+    writer.writerows(rows)
+    return buf.getvalue()
+
+
+def render_files(report: Report) -> dict[str, str]:
+    timeline = [[b.brand, s.start, s.end, round(s.end - s.start, 3), s.confidence, s.detections]
+                for b in report.brands for s in b.segments]
+    timeline.sort(key=lambda r: (r[1], r[0]))
+    brands = [[b.brand, b.exposure_s, b.detections, len(b.segments),
+               round(sum(s.confidence for s in b.segments) / len(b.segments), 4)] for b in report.brands]
+    detections = [[d.t, d.brand, d.confidence, d.text, *[round(v, 1) for v in d.box]] for d in report.detections]
+    return {
+        "timeline.csv": _csv(["brand", "start", "end", "duration_s", "confidence", "detections"], timeline),
+        "brands.csv": _csv(["brand", "exposure_s", "detections", "segments", "mean_confidence"], brands),
+        "detections.csv": _csv(["t", "brand", "confidence", "text", "x1", "y1", "x2", "y2"], detections),
+        # last: report.json appearing means the set is complete
+        "report.json": json.dumps(report.model_dump(mode="json", exclude={"detections"}), indent=2) + "\n",
+    }
+
+
+def write_report(report: Report, out_dir: str | Path) -> Path:
+    """Write every file to a temporary name, then rename: no half-written report."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, text in render_files(report).items():
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=out)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, out / name)
+    return out / "report.json"
+
+
+def markdown(report: Report, out_dir: str | None) -> str:
+    """The Prefect markdown artifact: summary, brand timeline and stage table."""
+    lines = [f"# Brand report: {report.source}", "",
+             f"profile **{report.profile}**, {report.duration_s:.1f} s, "
+             f"{report.frames_analyzed} frames sampled, {report.frames_kept} read, "
+             f"{report.unresolved} unresolved texts", ""]
+    if report.warnings:
+        lines += [f"> warning: {w}" for w in report.warnings] + [""]
+    lines += ["| brand | exposure s | segments |", "|---|---|---|"]
+    for b in report.brands:
+        spans = ", ".join(f"{s.start:g}-{s.end:g}" for s in b.segments)
+        lines.append(f"| {b.brand} | {b.exposure_s:.1f} | {spans} |")
+    lines += ["", "| " + " | ".join(STAGE_COLUMNS) + " |", "|" + "---|" * len(STAGE_COLUMNS)]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in stage_rows(report)]
+    if out_dir:
+        lines += ["", f"Files: `{Path(out_dir).resolve()}` (report.json, timeline.csv, brands.csv, detections.csv)"]
+    return "\n".join(lines)

@@ -1,0 +1,42 @@
+"""Where MPR keeps its data, and the offline defaults it sets for Prefect."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+# Prefect otherwise tries to reach the internet (telemetry) and times out on first start.
+OFFLINE_DEFAULTS = {
+    "DO_NOT_TRACK": "1",
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+}
+
+
+def apply_offline_defaults() -> None:
+    """Set the offline defaults unless the user set them already."""
+    for name, value in OFFLINE_DEFAULTS.items():
+        os.environ.setdefault(name, value)
+
+
+def data_dir() -> Path:
+    """Checkpoint results and the checkpoint ledger live here (`MPR_DATA_DIR`, default ~/.mpr)."""
+    return Path(os.environ.get("MPR_DATA_DIR") or Path.home() / ".mpr").expanduser().resolve()
+
+
+def artifacts_url() -> str:
+    """Frames, crops and overlays go here: a local folder or an fsspec URL (`MPR_ARTIFACTS`)."""
+    return os.environ.get("MPR_ARTIFACTS") or str(data_dir() / "artifacts")
+
+
+def results_dir() -> Path:
+    return data_dir() / "results"
+
+
+def ledger_dir() -> Path:
+    return data_dir() / "checkpoints"
+
+
+def sources_cache_dir() -> Path:
+    """Local copies of remote (fsspec) videos, which OpenCV can only read from disk."""
+    return data_dir() / "sources"

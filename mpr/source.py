@@ -1,0 +1,253 @@
+"""Media sources: probe, fingerprint, chunk plan and streaming frame reading.
+
+A source is a video file, an image, a folder of images, or any of those behind an
+fsspec URL. Probing happens before any work so bad input fails fast with one line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import fsspec
+import numpy as np
+from pydantic import BaseModel
+
+from mpr.errors import InputError
+
+VIDEO_EXTS = {".mp4", ".mkv", ".avi", ".mov", ".webm", ".flv", ".wmv", ".m4v", ".ts", ".mpg", ".mpeg"}
+IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
+SAMPLE_BYTES = 4 << 20  # bytes hashed at head, middle and tail of large files
+
+
+class SourceInfo(BaseModel):
+    uri: str  # as given by the user
+    kind: str  # video | image | images
+    fingerprint: str  # content fingerprint: part of every cache key
+    local_path: str  # where OpenCV reads it (a local copy for remote videos)
+    duration_s: float = 0.0
+    native_fps: float = 0.0
+    frame_count: int = 0
+    width: int = 0
+    height: int = 0
+    images: list[str] = []  # fsspec paths of a folder's images, sorted by name
+
+    @property
+    def name(self) -> str:
+        return self.uri.rstrip("/").rsplit("/", 1)[-1]
+
+
+@dataclass(frozen=True)
+class ChunkSpec:
+    """A slice of the source handled by one task per stage."""
+
+    index: int
+    start: float  # seconds, inclusive
+    end: float  # seconds, exclusive (the last chunk ends at the duration, inclusive)
+    sample_start: int  # first global sample index
+    sample_stop: int  # one past the last sample index
+
+
+@dataclass
+class ReadResult:
+    """What a chunk read produced besides frames."""
+
+    readable_until_s: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _ext(path: str) -> str:
+    return Path(path).suffix.lower()
+
+
+def _is_remote(uri: str) -> bool:
+    return "://" in uri and not uri.startswith("file://")
+
+
+def _hash_file(fs, path: str, size: int) -> str:
+    """Size plus head/middle/tail samples: fast on multi-GB matches, changes on edits."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(str(size).encode())
+    with fs.open(path, "rb") as fh:
+        offsets = [0] if size <= 3 * SAMPLE_BYTES else [0, size // 2, size - SAMPLE_BYTES]
+        for offset in offsets:
+            fh.seek(offset)
+            h.update(fh.read(SAMPLE_BYTES))
+    return h.hexdigest()
+
+
+def probe_source(uri: str, cache_dir: Path) -> SourceInfo:
+    """Validate a source and describe it; raises InputError with one clear line."""
+    try:
+        fs, path = fsspec.core.url_to_fs(uri)
+    except (ValueError, ImportError) as exc:
+        raise InputError(f"source {uri}: unsupported URL ({exc})") from None
+    try:
+        if not fs.exists(path):
+            raise InputError(f"source {uri}: no such file or folder")
+        if fs.isdir(path):
+            return _probe_folder(uri, fs, path)
+        size = fs.size(path)
+    except PermissionError:
+        raise InputError(f"source {uri}: permission denied") from None
+    except OSError as exc:
+        raise InputError(f"source {uri}: cannot be read ({exc})") from None
+    if not size:
+        raise InputError(f"source {uri}: file is empty (0 bytes)")
+    ext = _ext(path)
+    if ext not in VIDEO_EXTS | IMAGE_EXTS:
+        raise InputError(f"source {uri}: unsupported file type '{ext or '(none)'}' (want a video or an image)")
+    try:
+        fingerprint = _hash_file(fs, path, size)
+    except PermissionError:
+        raise InputError(f"source {uri}: permission denied") from None
+    local = _local_copy(uri, fs, path, fingerprint, cache_dir) if _is_remote(uri) else path
+    if ext in IMAGE_EXTS:
+        return _probe_image(uri, local, fingerprint)
+    return _probe_video(uri, local, fingerprint)
+
+
+def _local_copy(uri: str, fs, path: str, fingerprint: str, cache_dir: Path) -> str:
+    target = cache_dir / f"{fingerprint}{_ext(path)}"
+    if not target.exists():
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        partial = target.with_suffix(".part")
+        with fs.open(path, "rb") as src, open(partial, "wb") as dst:
+            shutil.copyfileobj(src, dst, 8 << 20)
+        partial.replace(target)
+    return str(target)
+
+
+def _probe_folder(uri: str, fs, path: str) -> SourceInfo:
+    names = sorted(p for p in fs.find(path, maxdepth=1) if _ext(p) in IMAGE_EXTS)
+    if not names:
+        raise InputError(f"source {uri}: folder has no images ({', '.join(sorted(IMAGE_EXTS))})")
+    h = hashlib.blake2b(digest_size=16)
+    for name in names:
+        info = fs.info(name)
+        h.update(f"{name.rsplit('/', 1)[-1]}:{info.get('size')}".encode())
+        h.update(_hash_file(fs, name, info.get("size") or 0).encode())
+    return SourceInfo(uri=uri, kind="images", fingerprint=h.hexdigest(), local_path=path,
+                      frame_count=len(names), images=names)
+
+
+def _probe_image(uri: str, local: str, fingerprint: str) -> SourceInfo:
+    image = cv2.imread(local)
+    if image is None:
+        raise InputError(f"source {uri}: not an image OpenCV can decode")
+    h, w = image.shape[:2]
+    return SourceInfo(uri=uri, kind="image", fingerprint=fingerprint, local_path=local,
+                      frame_count=1, width=w, height=h, images=[local])
+
+
+def _probe_video(uri: str, local: str, fingerprint: str) -> SourceInfo:
+    cap = cv2.VideoCapture(local)
+    try:
+        if not cap.isOpened():
+            raise InputError(f"source {uri}: not a video OpenCV can decode")
+        fps = cap.get(cv2.CAP_PROP_FPS) or 0.0
+        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        ok, frame = cap.read()
+        if not ok or frame is None:
+            raise InputError(f"source {uri}: video has zero decodable frames")
+        if fps <= 0 or not math.isfinite(fps):
+            raise InputError(f"source {uri}: video reports no frame rate")
+        count = max(count, 1)
+        h, w = frame.shape[:2]
+    finally:
+        cap.release()
+    return SourceInfo(uri=uri, kind="video", fingerprint=fingerprint, local_path=local,
+                      duration_s=round(count / fps, 3), native_fps=fps, frame_count=count,
+                      width=w, height=h)
+
+
+# ---- chunk plan -----------------------------------------------------------------
+
+
+def sample_count(info: SourceInfo, fps: float) -> int:
+    if info.kind != "video":
+        return info.frame_count
+    return max(1, math.floor(info.duration_s * fps - 1e-9) + 1)
+
+
+def plan_chunks(info: SourceInfo, fps: float, chunk_s: float) -> list[ChunkSpec]:
+    """Fixed slices of `chunk_s` seconds (images: `chunk_s * fps` images per chunk)."""
+    total = sample_count(info, fps)
+    per_chunk = max(1, round(chunk_s * fps))
+    chunks = []
+    for index, first in enumerate(range(0, total, per_chunk)):
+        stop = min(total, first + per_chunk)
+        end = info.duration_s if stop == total else stop / fps
+        chunks.append(ChunkSpec(index, first / fps, end, first, stop))
+    return chunks
+
+
+def sample_interval(info: SourceInfo, fps: float) -> float:
+    """Seconds one sample stands for; a single still stands for no time at all."""
+    return 0.0 if info.kind == "image" else 1.0 / fps
+
+
+# ---- reading ----------------------------------------------------------------------
+
+
+def read_samples(info: SourceInfo, chunk: ChunkSpec, fps: float, result: ReadResult,
+                 lookbehind: bool = True) -> Iterator[tuple[int, float, str, np.ndarray]]:
+    """Yield (sample index, t, name, BGR image) for the chunk, one frame in memory at a time.
+
+    With `lookbehind`, the sample just before the chunk comes first (index
+    `sample_start - 1`), so the next stage can tell whether a shot continues.
+    """
+    first = chunk.sample_start - 1 if lookbehind and chunk.sample_start > 0 else chunk.sample_start
+    if info.kind == "video":
+        yield from _read_video(info, first, chunk.sample_stop, fps, result)
+        return
+    fs, _ = fsspec.core.url_to_fs(info.uri)
+    for index in range(first, chunk.sample_stop):
+        path = info.images[index]
+        image = _read_image(fs if info.kind == "images" else None, path)
+        if image is None:
+            result.notes.append(f"unreadable image skipped: {path.rsplit('/', 1)[-1]}")
+            continue
+        yield index, index / fps if info.kind == "images" else 0.0, path.rsplit("/", 1)[-1], image
+
+
+def _read_image(fs, path: str) -> np.ndarray | None:
+    if fs is None:
+        return cv2.imread(path)
+    data = np.frombuffer(fs.cat_file(path), dtype=np.uint8)
+    return cv2.imdecode(data, cv2.IMREAD_COLOR)
+
+
+def _read_video(info: SourceInfo, first: int, stop: int, fps: float,
+                result: ReadResult) -> Iterator[tuple[int, float, str, np.ndarray]]:
+    """Sequential grab() between samples; decode (retrieve) only the sampled frames."""
+    cap = cv2.VideoCapture(info.local_path)
+    try:
+        position = round(first / fps * info.native_fps)
+        if position > 0:
+            cap.set(cv2.CAP_PROP_POS_FRAMES, position)
+        last_good: float | None = None
+        for index in range(first, stop):
+            target = min(round(index / fps * info.native_fps), info.frame_count - 1)
+            ok = True
+            while ok and position < target:
+                ok = cap.grab()
+                position += 1
+            ok = ok and cap.grab()
+            position += 1
+            image = cap.retrieve()[1] if ok else None
+            if image is None:
+                result.readable_until_s = last_good if last_good is not None else first / fps
+                result.notes.append(
+                    f"video unreadable after {result.readable_until_s:.2f}s of "
+                    f"{info.duration_s:.2f}s (truncated or corrupt); analysed up to the last good frame")
+                return
+            last_good = index / fps
+            yield index, round(index / fps, 3), "", image
+    finally:
+        cap.release()

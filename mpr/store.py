@@ -1,0 +1,60 @@
+"""The artifact store: frames, crops and overlays behind fsspec (local folder or s3://)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+import cv2
+import fsspec
+import numpy as np
+
+from mpr.errors import MprError
+
+
+class ArtifactStore:
+    """Keys are relative paths such as `frames/ab12/000003.jpg` under one root URL."""
+
+    def __init__(self, root: str):
+        self.root = root.rstrip("/")
+        self.fs, self.base = fsspec.core.url_to_fs(self.root)
+
+    def path(self, key: str) -> str:
+        return f"{self.base}/{key}"
+
+    def url(self, key: str) -> str:
+        return f"{self.root}/{key}"
+
+    def exists(self, key: str) -> bool:
+        return self.fs.exists(self.path(key))
+
+    def put_bytes(self, key: str, data: bytes) -> str:
+        path = self.path(key)
+        self.fs.makedirs(path.rsplit("/", 1)[0], exist_ok=True)
+        self.fs.pipe_file(path, data)
+        return key
+
+    def get_bytes(self, key: str) -> bytes:
+        try:
+            return self.fs.cat_file(self.path(key))
+        except FileNotFoundError:
+            raise MprError(f"artifact missing from store {self.root}: {key}") from None
+
+    def put_image(self, key: str, image: np.ndarray, quality: int = 95) -> str:
+        ext = "." + key.rsplit(".", 1)[-1]
+        params = [cv2.IMWRITE_JPEG_QUALITY, quality] if ext in (".jpg", ".jpeg") else []
+        ok, buf = cv2.imencode(ext, image, params)
+        if not ok:
+            raise MprError(f"could not encode image for {key}")
+        return self.put_bytes(key, buf.tobytes())
+
+    def get_image(self, key: str, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
+        data = np.frombuffer(self.get_bytes(key), dtype=np.uint8)
+        image = cv2.imdecode(data, flags)
+        if image is None:
+            raise MprError(f"artifact is not a readable image: {key}")
+        return image
+
+
+@lru_cache(maxsize=8)
+def open_store(root: str) -> ArtifactStore:
+    return ArtifactStore(root)

@@ -1,0 +1,1 @@
+"""Pipeline stages (plain functions) and the one generic wrapper that makes them Prefect tasks."""

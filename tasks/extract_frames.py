@@ -1,0 +1,46 @@
+"""extract_frames: decode the source at the profile's fps, one frame in memory at a time."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from mpr.imaging import limit_side
+from mpr.records import Frame, FrameSet, StageStats
+from mpr.source import ReadResult, read_samples, sample_interval
+from tasks.stage import StageConfig, StageContext, StageSpec
+
+
+class ExtractFramesConfig(StageConfig):
+    fps: float = Field(1.0, gt=0, le=60, description="frames sampled per source second")
+    chunk_s: float = Field(60.0, ge=1, le=3600, description="seconds of video per task")
+    max_side: int = Field(1920, ge=0, le=8192, description="downscale longer side to this (0: keep)")
+    jpeg_quality: int = Field(95, ge=50, le=100, description="quality of stored frames")
+
+
+def extract_frames(inputs: list, config: ExtractFramesConfig, ctx: StageContext) -> FrameSet:
+    chunk = ctx.chunk
+    result = ReadResult()
+    frames: list[Frame] = []
+    previous = None
+    for index, t, name, image in read_samples(ctx.source, chunk, config.fps, result):
+        image = limit_side(image, config.max_side)
+        key = ctx.store.put_image(f"frames/{ctx.key[:20]}/{index:06d}.jpg", image, config.jpeg_quality)
+        frame = Frame(index=index, t=t, key=key, width=image.shape[1], height=image.shape[0], name=name)
+        if index < chunk.sample_start:
+            previous = frame
+        else:
+            frames.append(frame)
+    return FrameSet(
+        chunk=chunk.index,
+        frames=frames,
+        previous=previous,
+        interval_s=sample_interval(ctx.source, config.fps),
+        readable_until_s=result.readable_until_s,
+        notes=result.notes,
+        counts={"sampled": len(frames)},
+        stats=StageStats(items_in=chunk.sample_stop - chunk.sample_start, items_out=len(frames)),
+    )
+
+
+STAGE = StageSpec("extract_frames", extract_frames, ExtractFramesConfig, accepts=None,
+                  produces=FrameSet, helpers=(read_samples, limit_side))

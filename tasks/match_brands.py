@@ -1,0 +1,66 @@
+"""match_brands: OCR text -> brand detections; text that matches nothing stays as unresolved."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from pydantic import Field
+
+from mpr.imaging import crop
+from mpr.matching import BrandMatcher, union
+from mpr.records import Candidate, Detection, DetectionSet, StageStats, TextRead, TextSet
+from tasks.stage import StageConfig, StageContext, StageSpec
+
+
+class MatchBrandsConfig(StageConfig):
+    min_score: float = Field(80.0, ge=0, le=100, description="rapidfuzz score (0-100) a match needs")
+    unresolved_min_letters: int = Field(3, ge=1, le=50, description="letters unmatched text needs to be kept")
+    unresolved_min_score: float = Field(0.7, ge=0, le=1, description="OCR confidence unmatched text needs")
+    max_unresolved: int = Field(100, ge=0, le=10000, description="unresolved candidates kept per chunk")
+    crop_padding: float = Field(0.25, ge=0, le=5, description="padding around unresolved crops, x text height")
+
+
+def match_brands(inputs: list[TextSet], config: MatchBrandsConfig, ctx: StageContext) -> DetectionSet:
+    (texts,) = inputs
+    matcher = BrandMatcher(ctx.brands, config.min_score)
+    by_frame: dict[str, list[TextRead]] = defaultdict(list)
+    for read in texts.reads:
+        by_frame[read.frame_key].append(read)
+    detections, leftovers = [], []
+    for frame_key, reads in by_frame.items():
+        matches = matcher.match_frame(reads)
+        used = {i for m in matches for i in m.reads}
+        detections += [_detection(m, reads) for m in matches]
+        leftovers += [r for i, r in enumerate(reads) if i not in used and _worth_escalating(r, config)]
+    unresolved = _candidates(leftovers[:config.max_unresolved], config, ctx)
+    counts = {**texts.counts, "matched": len(detections), "unresolved": len(unresolved)}
+    return texts.carry(DetectionSet, reads=texts.reads, detections=detections, unresolved=unresolved, counts=counts,
+                       stats=StageStats(items_in=len(texts.reads), items_out=len(detections)))
+
+
+def _detection(m, reads: list[TextRead]) -> Detection:
+    parts = [reads[i] for i in m.reads]
+    ocr_score = sum(r.score for r in parts) / len(parts)
+    return Detection(t=parts[0].t, brand=m.brand, confidence=round(ocr_score * m.score / 100, 4),
+                     box=union([r.box for r in parts]), text=m.text, match_score=m.score)
+
+
+def _worth_escalating(read: TextRead, config: MatchBrandsConfig) -> bool:
+    letters = sum(c.isalpha() for c in read.text)
+    return letters >= config.unresolved_min_letters and read.score >= config.unresolved_min_score
+
+
+def _candidates(reads: list[TextRead], config: MatchBrandsConfig, ctx: StageContext) -> list[Candidate]:
+    """Crop each unresolved text from its frame into the store, for escalation."""
+    out, images = [], {}
+    for n, read in enumerate(reads):
+        if read.frame_key not in images:
+            images = {read.frame_key: ctx.store.get_image(read.frame_key)}  # reads come frame by frame
+        key = f"crops/{ctx.key[:20]}/{read.t:09.3f}_{n:03d}.jpg"
+        ctx.store.put_image(key, crop(images[read.frame_key], read.box, config.crop_padding))
+        out.append(Candidate(t=read.t, text=read.text, score=read.score, box=read.box, crop_key=key))
+    return out
+
+
+STAGE = StageSpec("match_brands", match_brands, MatchBrandsConfig, accepts=TextSet, produces=DetectionSet,
+                  uses_brands=True, helpers=(BrandMatcher, crop))

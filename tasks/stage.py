@@ -1,0 +1,60 @@
+"""What a stage is: a plain function `(inputs, config, ctx) -> manifest` plus its declaration.
+
+Nothing here knows about Prefect; `tasks.wrapper` turns a StageSpec into a Prefect task.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Callable, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from mpr.brands import BrandList
+from mpr.records import Manifest
+from mpr.source import ChunkSpec, SourceInfo
+from mpr.store import ArtifactStore, open_store
+
+
+class StageConfig(BaseModel):
+    """Base of every stage's typed config: unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """Run facts a stage may read. What a stage uses from here is part of its cache key."""
+
+    source: SourceInfo
+    store_root: str
+    key: str  # this stage's cache key: namespaces the artifacts it writes
+    chunk: ChunkSpec | None = None  # None for source-level stages
+    brands: BrandList | None = None
+
+    @property
+    def store(self) -> ArtifactStore:
+        return open_store(self.store_root)
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    name: str
+    fn: Callable[[list[Any], Any, StageContext], Any]
+    config: type[StageConfig]
+    accepts: type[Manifest] | None  # None: the stage reads the source itself
+    produces: type
+    scope: Literal["chunk", "source"] = "chunk"  # source: one task over all chunks
+    uses_brands: bool = False
+    helpers: tuple[Callable, ...] = ()  # code whose changes must invalidate this stage's cache
+
+    @cached_property
+    def code_version(self) -> str:
+        """Hash of the stage's module source and its declared helpers' modules."""
+        h = hashlib.blake2b(digest_size=8)
+        for obj in (self.fn, *self.helpers):
+            h.update(inspect.getsource(inspect.getmodule(obj)).encode())
+        return h.hexdigest()

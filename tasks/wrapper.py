@@ -1,0 +1,51 @@
+"""The one generic wrapper that turns any stage into a cached Prefect task.
+
+The cache key is computed by the run plan from the profile graph and passed in as
+`cache_key`; Prefect's default policy (which includes the run id) is not used.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from prefect import Task, task
+from prefect.cache_policies import CachePolicy
+
+from tasks.registry import STAGES
+from tasks.stage import StageConfig, StageContext
+
+RETRY_DELAYS = [2, 10, 30]
+
+
+@dataclass
+class StageKey(CachePolicy):
+    """Use the plan's key as is: stage + config + input keys + source + code version."""
+
+    def compute_key(self, task_ctx, inputs: dict[str, Any], flow_parameters, **kwargs) -> str:
+        return inputs["cache_key"]
+
+
+def run_stage(stage: str, chunk: int | str, cache_key: str, inputs: list[tuple[Any, str | None]],
+              config: StageConfig, ctx: StageContext):
+    """Route the upstream outputs, call the plain stage function, time it."""
+    routed = [output.route(when) if when else output for output, when in inputs]
+    start = time.perf_counter()
+    output = STAGES[stage].fn(routed, config, ctx)
+    output.stats.seconds = round(time.perf_counter() - start, 3)
+    return output
+
+
+def stage_task(stage: str, results: Path, retries: int = 0) -> Task:
+    return task(
+        run_stage,
+        name=stage,
+        task_run_name="{stage}[{chunk}]",
+        cache_policy=StageKey(),
+        result_storage=results,
+        persist_result=True,
+        retries=retries,
+        retry_delay_seconds=RETRY_DELAYS[:retries] or 0,
+    )
