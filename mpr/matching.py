@@ -21,6 +21,7 @@ CONFUSIONS = str.maketrans({"0": "o", "1": "l", "i": "l", "|": "l", "!": "l", "5
 TOKEN = re.compile(r"[^\W_]+")
 PARTIAL_MIN_LEN = 6  # shorter names only match whole tokens: "audi" must not match "audience"
 MAX_BOXES_PER_NAME = 3
+SHORT_NAME = 4
 
 
 def tokens(text: str) -> list[str]:
@@ -64,7 +65,9 @@ class BrandMatcher:
         return best
 
     def _score(self, candidate: str) -> tuple[str, float] | None:
-        hit = process.extractOne(candidate, self.names, scorer=fuzz.ratio, score_cutoff=self.min_score)
+        hits = process.extract(candidate, self.names, scorer=fuzz.ratio, score_cutoff=self.min_score, limit=5)
+        # a short name ("Audi") only matches text of its own length: "Aud" or "Audio" are too risky
+        hit = next((h for h in hits if len(h[0]) > SHORT_NAME or len(h[0]) == len(candidate)), None)
         best = (self.owner[hit[2]], hit[1]) if hit else None
         for i in self.long_names:  # a name inside longer merged text, e.g. "flyemirates"
             name = self.names[i]

@@ -5,6 +5,7 @@ An engine turns a BGR image into text boxes; it is loaded once per process.
 
 from __future__ import annotations
 
+import threading
 from functools import lru_cache
 from typing import Protocol
 
@@ -31,9 +32,11 @@ class RapidOcrEngine:
             "EngineConfig.onnxruntime.intra_op_num_threads": threads or -1,
         }
         self._ocr = RapidOCR(params=params)
+        self._lock = threading.Lock()  # one inference at a time: onnxruntime already uses every core
 
     def read(self, image: np.ndarray) -> list[tuple[str, float, Box]]:
-        out = self._ocr(image)
+        with self._lock:
+            out = self._ocr(image)
         if out.boxes is None or out.txts is None:
             return []
         results = []

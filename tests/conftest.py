@@ -1,0 +1,38 @@
+"""Shared fixtures: an isolated MPR data dir per test, and the bundled sample."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLES = ROOT / "samples"
+REAL_DEV = ROOT.parent / "shared" / "data" / "real-dev"
+
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch) -> Path:
+    """Fresh checkpoint/artifact store, so no test sees another's cache."""
+    path = tmp_path / "mpr-data"
+    monkeypatch.setenv("MPR_DATA_DIR", str(path))
+    monkeypatch.delenv("MPR_ARTIFACTS", raising=False)
+    return path
+
+
+def run_mpr(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run the real `mpr` command in a subprocess."""
+    return subprocess.run([sys.executable, "-m", "mpr.cli", *map(str, args)], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, cwd=cwd or ROOT, timeout=900)
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path

@@ -1,0 +1,67 @@
+"""Fuzzy brand matching: normalisation, OCR confusions, names split across boxes."""
+
+from __future__ import annotations
+
+import pytest
+
+from mpr.brands import load_brands
+from mpr.matching import BrandMatcher, tokens
+from mpr.records import TextRead
+
+BRANDS = load_brands([
+    {"name": "Emirates", "aliases": ["Fly Emirates"]},
+    {"name": "Norsk Tipping"},
+    {"name": "Audi"},
+    {"name": "Société Générale"},
+    {"name": "Coop"},
+    {"name": "Rema 1000"},
+    {"name": "apotal.de"},
+])
+
+
+def read(text, box, score=0.95, t=0.0):
+    return TextRead(t=t, frame_key="f.jpg", text=text, score=score, box=box)
+
+
+@pytest.mark.parametrize("text, brand", [
+    ("EMIRATES", "Emirates"),
+    ("Fly Emirates", "Emirates"),
+    ("FLYEMIRATES", "Emirates"),          # merged words: the name inside longer text
+    ("C00P", "Coop"),                     # 0 read for O
+    ("AUD1", "Audi"),                     # 1 read for I
+    ("NORSK TlPPlNG", "Norsk Tipping"),   # l read for I
+    ("societe generale", "Société Générale"),  # accents and case
+    ("Norsk   Tipping", "Norsk Tipping"),     # spacing
+    ("REMA 1OOO", "Rema 1000"),           # O read for 0
+    ("www.apotal.de", "apotal.de"),
+    ("Emlrates", "Emirates"),             # one wrong letter
+])
+def test_matches_despite_ocr_noise(text, brand):
+    hit = BrandMatcher(BRANDS, min_score=80).best(text)
+    assert hit is not None and hit[0] == brand
+
+
+@pytest.mark.parametrize("text", ["AUDIENCE", "cooperation partner", "SCORE 2-1", "Emergency", "Aud"])
+def test_short_names_need_whole_tokens_and_noise_stays_unmatched(text):
+    assert BrandMatcher(BRANDS, min_score=80).best(text) is None
+
+
+def test_min_score_controls_strictness():
+    assert BrandMatcher(BRANDS, min_score=95).best("Emiratos") is None
+    assert BrandMatcher(BRANDS, min_score=80).best("Emiratos")[0] == "Emirates"
+
+
+def test_multi_word_name_split_across_boxes_on_one_line():
+    reads = [read("NORSK", (100, 50, 180, 80)), read("TIPPING", (190, 50, 300, 80)),
+             read("COOP", (600, 300, 660, 320))]
+    matches = BrandMatcher(BRANDS, min_score=80).match_frame(reads)
+    assert sorted((m.brand, m.reads) for m in matches) == [("Coop", (2,)), ("Norsk Tipping", (0, 1))]
+
+
+def test_boxes_on_different_lines_are_not_joined():
+    reads = [read("NORSK", (100, 50, 180, 80)), read("TIPPING", (100, 300, 210, 330))]
+    assert BrandMatcher(BRANDS, min_score=80).match_frame(reads) == []
+
+
+def test_tokens_fold_confusions_on_both_sides():
+    assert tokens("C0OP 5Port") == tokens("COOP SPort") == ["coop", "sport"]
