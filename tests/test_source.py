@@ -92,6 +92,14 @@ def test_bad_sources_fail_with_one_line(tmp_path, make, expected):
     assert expected in str(info.value) and "\n" not in str(info.value)
 
 
+def test_video_with_zero_decodable_frames(video, tmp_path):
+    data = video.read_bytes()
+    header_only = tmp_path / "header.mp4"
+    header_only.write_bytes(data[: data.find(b"mdat") + 16])  # index present, no frame data
+    with pytest.raises(InputError, match="video has zero decodable frames"):
+        probe_source(str(header_only), tmp_path)
+
+
 def test_missing_source(tmp_path):
     with pytest.raises(InputError, match="no such file or folder"):
         probe_source(str(tmp_path / "nope.mp4"), tmp_path)

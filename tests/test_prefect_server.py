@@ -1,0 +1,82 @@
+"""Against a real `prefect server` process: the CLI run, its task runs and artifacts via the API."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import httpx
+import numpy as np
+import pytest
+
+from tests.conftest import run_mpr, write
+
+pytestmark = pytest.mark.slow
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def prefect_api(tmp_path_factory):
+    home = tmp_path_factory.mktemp("prefect-home")
+    port = free_port()
+    env = {**os.environ, "PREFECT_HOME": str(home), "DO_NOT_TRACK": "1",
+           "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "PREFECT_API_URL": ""}
+    log = open(home / "server.log", "w")
+    prefect = Path(sys.executable).parent / "prefect"
+    server = subprocess.Popen([str(prefect), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+                              env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    api = f"http://127.0.0.1:{port}/api"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            try:
+                if httpx.get(f"{api}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"prefect server did not start: {(home / 'server.log').read_text()[-2000:]}")
+            time.sleep(1)
+        yield api
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=60)
+        log.close()
+
+
+def test_cli_run_is_visible_through_the_prefect_api(prefect_api, tmp_path, data_dir):
+    image = np.full((360, 640, 3), 255, np.uint8)
+    cv2.putText(image, "NORDLYS", (120, 200), cv2.FONT_HERSHEY_DUPLEX, 3.0, (20, 20, 160), 6)
+    cv2.imwrite(str(tmp_path / "board.png"), image)
+    brands = write(tmp_path / "brands.yaml", "brands:\n  - name: Nordlys\n")
+    result = run_mpr("detect", tmp_path / "board.png", "--brands", brands, "--out", tmp_path / "out",
+                     env={"PREFECT_API_URL": prefect_api})
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert [b["brand"] for b in report["brands"]] == ["Nordlys"]
+
+    run_id = report["run_id"]
+    flow_run = httpx.get(f"{prefect_api}/flow_runs/{run_id}").json()
+    assert flow_run["state"]["type"] == "COMPLETED"
+    task_runs = httpx.post(f"{prefect_api}/task_runs/filter",
+                           json={"flow_runs": {"id": {"any_": [run_id]}}}).json()
+    assert {t["name"] for t in task_runs} == {"extract_frames[0]", "filter_scenes[0]", "run_ocr[0]",
+                                              "match_brands[0]", "compile_report[all]"}
+    artifacts = httpx.post(f"{prefect_api}/artifacts/filter",
+                           json={"artifacts": {"flow_run_id": {"any_": [run_id]}}}).json()
+    kinds = {a["type"]: a for a in artifacts}
+    assert {"progress", "table", "markdown"} <= set(kinds)
+    assert kinds["progress"]["data"] == 100.0
+    assert "Nordlys" in kinds["markdown"]["data"] and "Nordlys" in json.dumps(kinds["table"]["data"])
