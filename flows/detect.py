@@ -103,7 +103,9 @@ def wait_with_progress(futures: Futures) -> None:
     total = len(futures)
     for done, future in enumerate(as_completed(list(futures.values())), start=1):
         future.wait()
-        message = f"[{done:>{len(str(total))}}/{total}] {names[id(future)]} {future.state.name.lower()}"
+        state = future.state
+        label = state.name.lower() if state.is_completed() or state.is_failed() else "not run (upstream failed)"
+        message = f"[{done:>{len(str(total))}}/{total}] {names[id(future)]} {label}"
         logger.info(message)
         PROGRESS.info(message)
         if artifact:

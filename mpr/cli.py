@@ -82,7 +82,9 @@ def cmd_detect(args) -> int:
     plan = prepare_run(args.source, args.brands, args.profile, overrides)  # fails fast on bad input
     out = args.out or str(Path("out") / Path(plan.source.name).stem)
     if not args.verbose:
-        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+        # Prefect's console logs (tracebacks of failed tasks included) stay in the run's
+        # log in the UI/API; the CLI prints progress and one line per problem itself.
+        os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
     _show_progress()
     from flows.detect import detect_brands
 

@@ -13,8 +13,9 @@ camera, so the far side is narrower and everything moves consistently:
   their foreshortening is right) and a few stick-figure players kept far
   enough from the boards that they never cover them;
 * a row of LED advertising boards standing behind the far touchline, each
-  showing one brand design (font, letter case, colours); the row rotates its
-  designs at every cut, so each board shot shows a different arrangement;
+  showing one brand design (font, letter case, colours).  The row rotates its
+  designs every few seconds, and each board shot starts from the arrangement
+  that gives the brands the most even screen time;
 * sloped stands with a crowd behind the boards.
 
 Shots are separated by hard cuts: wide, crowd close-up (no boards), tight
@@ -25,14 +26,17 @@ frames are optionally JPEG-degraded and piped to ffmpeg/libx264.
 
 Truth rule
 ----------
-``presence[brand]`` lists the integer seconds k (frame k*fps, k*fps below
-the frame count) at which at least one board with that brand is legible: its
-text box (ink bounding box of the rendered name) is fully inside the frame
-vertically, at least ``MIN_VISIBLE_FRACTION`` of its width is inside
-horizontally, its projected height is at least ``MIN_TEXT_PX``, it does not
-touch the score bug, and the frame's motion blur is at most
-``MAX_BLUR_PER_TEXT_PX`` times that height.  The truth is computed from the
-same camera model that renders the frames, never from the pixels.
+The truth is computed from the same camera model that renders the frames,
+never from the pixels, at the frames k*fps (k = 0, 1, ... while inside the
+clip).  A board's text box (ink bounding box of the rendered name) is
+legible when it is fully inside the frame vertically, at least a fraction
+``LEGIBLE[0]`` of its width is inside horizontally, it is at least
+``MIN_TEXT_PX`` high, clear of the score bug, and the frame's motion blur is
+at most ``LEGIBLE[1]`` times its height.  ``presence[brand]`` lists the
+seconds k at which some board with that brand is legible.  ``uncertain[brand]``
+lists the seconds at which the brand is near the limit (legible under
+``POSSIBLY_LEGIBLE`` but not under ``CLEARLY_LEGIBLE``), in either direction;
+a scorer may ignore those (brand, second) pairs.
 """
 
 from __future__ import annotations
@@ -75,15 +79,22 @@ YAW_MAX = 0.40  # keeps the view centre within the board row
 
 # Camera and rendering parameters, relative to the frame width where it matters.
 WIDE_FOCAL = 3.3  # focal length in frame widths
-TIGHT_ZOOM = 1.45
+TIGHT_ZOOM = 1.2
 BOARD_PPM = 56 / 1280  # board texture pixels per metre, per frame-width pixel
 STAND_PPM = 24 / 1280
 SHUTTER = 0.4  # exposure as a fraction of the frame interval
 
-# Truth rule.
-MIN_VISIBLE_FRACTION = 0.9
+# Truth rule limits: (min fraction of the text width inside the frame, max motion
+# blur per pixel of text height).  Calibrated on rendered clips with RapidOCR and
+# fuzzy matching (rapidfuzz ratio >= 80): names cut to 65% of their width or more
+# were read ~90% of the time, below 50% never; blur up to 0.3 text heights read,
+# from 0.45 on it did not.  Between POSSIBLY and CLEARLY a reader may go either way.
 MIN_TEXT_PX = 14.0
-MAX_BLUR_PER_TEXT_PX = 0.45
+LEGIBLE = (0.7, 0.32)
+CLEARLY_LEGIBLE = (0.9, 0.25)
+POSSIBLY_LEGIBLE = (0.5, 0.5)
+
+LED_PERIOD, LED_STEP = 4.0, 5  # seconds between board rotations, designs moved per rotation
 
 SHOT_CYCLE = ("wide", "crowd", "tight")
 SHOT_SECONDS = {"wide": (4.5, 7.5), "tight": (3.5, 5.5), "crowd": (1.6, 2.8)}
@@ -122,6 +133,8 @@ class ClipSpec:
             raise ValueError("width and height must be even for yuv420p")
         if not self.brands:
             raise ValueError("at least one brand is needed")
+        if self.fps < 1 or round(self.seconds * self.fps) < 1:
+            raise ValueError("the clip needs at least one frame")
 
 
 @dataclass(frozen=True)
@@ -154,8 +167,8 @@ class Shot:
     focal: float = 0.0
     tilt: float = 0.0
     keys: np.ndarray | None = None  # pan keyframes (shot seconds, yaw)
-    boards: np.ndarray | None = None  # texture of the whole board row
-    text_boxes: list[tuple[str, tuple[int, int, int, int]]] = field(default_factory=list)
+    led_offset: int = 0  # design shown on the first board at the start of the shot
+    led_phase: float = 0.0  # seconds into the LED rotation period at the start
     crowd: np.ndarray | None = None  # close-up image, wider than the frame
     drift: int = 0  # close-up pan in pixels per frame
 
@@ -166,9 +179,11 @@ class Scene:
 
     spec: ClipSpec
     shots: list[Shot]
+    designs: list[tuple[str, np.ndarray, tuple]]  # (brand, board texture, text ink box)
     stands: np.ndarray
     players: np.ndarray  # rows: x offset, y, amplitude, omega, phase, team
     line_quads: np.ndarray
+    rows: dict = field(default_factory=dict)  # cache: LED offset -> (row texture, text boxes)
 
 
 # ---------------------------------------------------------------- geometry
@@ -275,7 +290,7 @@ def _board_design(text: str, font, colours, ppm: float) -> tuple[np.ndarray, tup
     board = np.empty((h, w, 3), np.float32)
     board[:] = bg
     board[round(0.88 * h):] = 0.6 * bg + 0.4 * fg  # accent strip along the bottom edge
-    mask = _text_mask(text, font, 0.86 * w, 0.62 * h).astype(np.float32)[..., None] / 255
+    mask = _text_mask(text, font, 0.88 * w, 0.7 * h).astype(np.float32)[..., None] / 255
     th, tw = mask.shape[:2]
     x0, y0 = (w - tw) // 2, round(0.44 * h - th / 2)
     board[y0:y0 + th, x0:x0 + tw] = board[y0:y0 + th, x0:x0 + tw] * (1 - mask) + fg * mask
@@ -283,12 +298,16 @@ def _board_design(text: str, font, colours, ppm: float) -> tuple[np.ndarray, tup
 
 
 def _designs(brands: list[str], fonts: list, ppm: float, rng) -> list[tuple[str, np.ndarray, tuple]]:
-    """Two designs per brand (upper case and as written), interleaved by brand."""
-    out = []
+    """Two designs per brand (upper case and as written), interleaved by brand.
+
+    The LED row shows consecutive designs (cyclically); stepping the palette by
+    3 of 10 keeps neighbouring boards in different colours.
+    """
+    out, first = [], int(rng.integers(len(PALETTE)))
     for variant in range(2):
         for i, brand in enumerate(brands):
             text = brand.upper() if (i + variant) % 2 == 0 else brand
-            colours = PALETTE[rng.integers(len(PALETTE))]
+            colours = PALETTE[(first + 3 * len(out)) % len(PALETTE)]
             font = fonts[rng.integers(len(fonts))]
             out.append((brand, *_board_design(text, font, colours, ppm)))
     return out
@@ -327,8 +346,8 @@ def _pan_keys(rng, seconds: float) -> np.ndarray:
     while t < seconds:
         whip = rng.random() < 0.15
         dur = rng.uniform(0.5, 0.8) if whip else rng.uniform(1.2, 3.2)
-        step = rng.uniform(0.18, 0.3) if whip else rng.uniform(0.0, 0.12)
-        if abs(yaw + step) > YAW_MAX or (abs(yaw - step) <= YAW_MAX and rng.random() < 0.5):
+        step = (rng.uniform(0.18, 0.3) if whip else rng.uniform(0.0, 0.12)) * rng.choice([-1, 1])
+        if abs(yaw + step) > YAW_MAX:  # turn back before the end of the board row
             step = -step
         t, yaw = t + dur, float(np.clip(yaw + step, -YAW_MAX, YAW_MAX))
         keys.append((t, yaw))
@@ -350,12 +369,12 @@ def _shot_bounds(spec: ClipSpec, rng) -> list[tuple[str, int, int]]:
 
 
 def _board_tilt(focal: float, height: int, rng) -> float:
-    """Tilt that puts the board row at about 42% of the frame height."""
+    """Tilt that puts the board row at about a third of the frame height."""
     row = np.arctan((CAM_POS[2] - BOARD_H / 2) / (BOARD_Y - CAM_POS[1]))
-    return row + np.arctan(rng.uniform(0.06, 0.1) * height / focal)
+    return row + np.arctan(rng.uniform(0.13, 0.19) * height / focal)
 
 
-def _make_shot(kind, start, end, index, spec, designs, rng) -> Shot:
+def _make_shot(kind: str, start: int, end: int, spec: ClipSpec, rng) -> Shot:
     shot = Shot(kind, start, end)
     if kind == "crowd":
         shot.drift = int(rng.choice([-1, 1]))
@@ -364,26 +383,59 @@ def _make_shot(kind, start, end, index, spec, designs, rng) -> Shot:
     shot.focal = WIDE_FOCAL * spec.width * (TIGHT_ZOOM if kind == "tight" else 1.0)
     shot.tilt = _board_tilt(shot.focal, spec.height, rng)
     shot.keys = _pan_keys(rng, (end - start) / spec.fps)
-    offset = 3 * index  # LED rotation: each board shot shows another arrangement
-    row = [designs[(offset + b) % len(designs)] for b in range(N_BOARDS)]
-    shot.boards = np.hstack([tex for _, tex, _ in row])
-    bw = row[0][1].shape[1]
-    shot.text_boxes = [(brand, (x0 + b * bw, y0, x1 + b * bw, y1))
-                       for b, (brand, _, (x0, y0, x1, y1)) in enumerate(row)]
+    shot.led_phase = rng.uniform(0, LED_PERIOD)
     return shot
 
 
 def _make_scene(spec: ClipSpec) -> Scene:
     rng = np.random.default_rng(spec.seed)
-    ppm = BOARD_PPM * spec.width
-    designs = _designs(spec.brands, _load_fonts(spec.font_dir), ppm, rng)
-    shots = [_make_shot(kind, a, b, i, spec, designs, rng)
-             for i, (kind, a, b) in enumerate(_shot_bounds(spec, rng))]
+    designs = _designs(spec.brands, _load_fonts(spec.font_dir), BOARD_PPM * spec.width, rng)
+    shots = [_make_shot(kind, a, b, spec, rng) for kind, a, b in _shot_bounds(spec, rng)]
     sppm = STAND_PPM * spec.width
     stands = _crowd_texture(rng, int(STAND_LEN * sppm), int(2 * STAND_HALF_X * sppm), max(4, int(0.8 * sppm)))
     players = np.c_[rng.uniform(-16, 16, 12), rng.uniform(38, 58, 12), rng.uniform(1, 4, 12),
                     rng.uniform(0.3, 0.9, 12), rng.uniform(0, 2 * np.pi, 12), np.arange(12) % 2]
-    return Scene(spec, shots, stands, players, _line_quads())
+    scene = Scene(spec, shots, designs, stands, players, _line_quads())
+    _balance_leds(scene)
+    return scene
+
+
+def _balance_leds(scene: Scene) -> None:
+    """Choose each board shot's LED offset so that all brands get screen time.
+
+    The camera path is random, so a fixed LED layout could leave some brand
+    unseen; shot by shot, keep the offset with the best (leximin) running
+    count of legible seconds per brand.
+    """
+    counts = dict.fromkeys(scene.spec.brands, 0)
+    for shot in scene.shots:
+        if shot.kind != "crowd":
+            offsets = range(len(scene.designs))
+            shot.led_offset = max(offsets, key=lambda o: sorted(_tally(scene, shot, o, counts).values()))
+            counts = _tally(scene, shot, shot.led_offset, counts)
+
+
+def _tally(scene: Scene, shot: Shot, offset: int, counts: dict[str, int]) -> dict[str, int]:
+    """counts plus each brand's legible seconds in shot, after setting its LED offset."""
+    fps, counts = scene.spec.fps, dict(counts)
+    shot.led_offset = offset
+    for k in range(-(-shot.start // fps), -(-shot.end // fps)):  # seconds whose frame is in the shot
+        for brand in _brand_states(scene, k * fps)[0]:
+            counts[brand] += 1
+    return counts
+
+
+def _board_row(scene: Scene, shot: Shot, frame: int) -> tuple[np.ndarray, list]:
+    """Row texture and (brand, text box) list shown at frame; the LED row rotates."""
+    t = (frame - shot.start) / scene.spec.fps + shot.led_phase
+    offset = (shot.led_offset + LED_STEP * int(t // LED_PERIOD)) % len(scene.designs)
+    if offset not in scene.rows:
+        row = [scene.designs[(offset + b) % len(scene.designs)] for b in range(N_BOARDS)]
+        bw = row[0][1].shape[1]
+        boxes = [(brand, (x0 + b * bw, y0, x1 + b * bw, y1))
+                 for b, (brand, _, (x0, y0, x1, y1)) in enumerate(row)]
+        scene.rows[offset] = (np.hstack([tex for _, tex, _ in row]), boxes)
+    return scene.rows[offset]
 
 
 def _shot_at(scene: Scene, frame: int) -> Shot:
@@ -405,7 +457,7 @@ def _camera(scene: Scene, shot: Shot, frame: int) -> Camera:
 
 def _blur_px(scene: Scene, shot: Shot, frame: int) -> float:
     """Horizontal motion-blur length (pixels) caused by the pan during exposure."""
-    if shot.keys is None:
+    if shot.kind == "crowd":
         return 0.0
     t, dt = (frame - shot.start) / scene.spec.fps, 1 / scene.spec.fps
     dyaw = abs(_yaw(shot, t + dt) - _yaw(shot, t))
@@ -475,72 +527,80 @@ def _draw_score_bug(img: np.ndarray, spec: ClipSpec, t: float) -> None:
                 0.75 * s, (255, 255, 255), max(1, round(1.5 * s)), cv2.LINE_AA)
 
 
-def _degrade(img: np.ndarray, blur: float, quality: int | None) -> np.ndarray:
-    if blur >= 1.5:
-        img = cv2.blur(img, (int(round(blur)), 1))
-    if quality:
-        img = cv2.imdecode(cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])[1], cv2.IMREAD_COLOR)
-    return img
+def _motion_blur(img: np.ndarray, length: float) -> np.ndarray:
+    return cv2.blur(img, (int(round(length)), 1)) if length >= 1.5 else img
+
+
+def _jpeg(img: np.ndarray, quality: int | None) -> np.ndarray:
+    if not quality:
+        return img
+    return cv2.imdecode(cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])[1], cv2.IMREAD_COLOR)
 
 
 def _render_frame(scene: Scene, frame: int) -> np.ndarray:
     spec, shot = scene.spec, _shot_at(scene, frame)
-    t = frame / spec.fps
     img = np.empty((spec.height, spec.width, 3), np.uint8)
-    if shot.crowd is not None:
+    if shot.kind == "crowd":
         x = (frame - shot.start) if shot.drift > 0 else (shot.end - frame)
         img[:] = shot.crowd[:, x:x + spec.width]
-        blur = 0.0
     else:
         cam = _camera(scene, shot, frame)
         p = cam.matrix()
         _draw_pitch(img, p, scene.line_quads)
         _warp_plane(img, scene.stands, _plane_homography(p, *_stand_plane(STAND_PPM * spec.width)))
-        _warp_plane(img, shot.boards, _plane_homography(p, *_board_plane(BOARD_PPM * spec.width)))
-        _draw_players(img, p, scene.players, cam.yaw, t)
-        blur = _blur_px(scene, shot, frame)
-    img = _degrade(img, blur, None)
-    _draw_score_bug(img, spec, t)
-    return _degrade(img, 0.0, spec.jpeg_quality)
+        row = _board_row(scene, shot, frame)[0]
+        _warp_plane(img, row, _plane_homography(p, *_board_plane(BOARD_PPM * spec.width)))
+        _draw_players(img, p, scene.players, cam.yaw, frame / spec.fps)
+        img = _motion_blur(img, _blur_px(scene, shot, frame))
+    _draw_score_bug(img, spec, frame / spec.fps)
+    return _jpeg(img, spec.jpeg_quality)
 
 
 # ---------------------------------------------------------------- truth
 
 
-def _text_legible(box_px: np.ndarray, spec: ClipSpec, blur: float) -> bool:
+def _readable(box_px: np.ndarray, spec: ClipSpec, blur: float, limits: tuple[float, float]) -> bool:
     """Truth rule for one projected text box (corners tl, tr, br, bl)."""
+    min_inside, max_blur_per_px = limits
     height = min(box_px[3, 1] - box_px[0, 1], box_px[2, 1] - box_px[1, 1])
     left, right = box_px[:, 0].min(), box_px[:, 0].max()
     top, bottom = box_px[:, 1].min(), box_px[:, 1].max()
     inside = (min(right, spec.width) - max(left, 0)) / (right - left)
     bx0, by0, bx1, by1 = _score_bug_rect(spec)
     under_bug = left < bx1 and right > bx0 and top < by1 and bottom > by0
-    return (top >= 0 and bottom <= spec.height and inside >= MIN_VISIBLE_FRACTION
-            and height >= MIN_TEXT_PX and blur <= MAX_BLUR_PER_TEXT_PX * height and not under_bug)
+    return (top >= 0 and bottom <= spec.height and inside >= min_inside and height >= MIN_TEXT_PX
+            and blur <= max_blur_per_px * height and not under_bug)
 
 
-def _legible_brands(scene: Scene, frame: int) -> set[str]:
+def _brand_states(scene: Scene, frame: int) -> tuple[set[str], set[str]]:
+    """Brands legible at frame, and brands near the legibility limit there."""
     shot = _shot_at(scene, frame)
-    if shot.boards is None:
-        return set()
+    if shot.kind == "crowd":
+        return set(), set()
     p = _camera(scene, shot, frame).matrix()
     origin, ex, ey = _board_plane(BOARD_PPM * scene.spec.width)
     blur = _blur_px(scene, shot, frame)
-    found = set()
-    for brand, (x0, y0, x1, y1) in shot.text_boxes:
+    legible, possible, clear = set(), set(), set()
+    for brand, (x0, y0, x1, y1) in _board_row(scene, shot, frame)[1]:
         corners = np.array([origin + u * ex + v * ey for u, v in ((x0, y0), (x1, y0), (x1, y1), (x0, y1))])
-        if _text_legible(_project(p, corners), scene.spec, blur):
-            found.add(brand)
-    return found
+        box = _project(p, corners)
+        for found, limits in ((legible, LEGIBLE), (possible, POSSIBLY_LEGIBLE), (clear, CLEARLY_LEGIBLE)):
+            if _readable(box, scene.spec, blur, limits):
+                found.add(brand)
+    return legible, possible - clear
 
 
 def _truth(scene: Scene, source: str) -> dict:
     spec = scene.spec
     n_frames = scene.shots[-1].end
     presence: dict[str, list[int]] = {b: [] for b in spec.brands}
+    uncertain: dict[str, list[int]] = {b: [] for b in spec.brands}
     for k in range((n_frames - 1) // spec.fps + 1):
-        for brand in _legible_brands(scene, k * spec.fps):
+        legible, near_limit = _brand_states(scene, k * spec.fps)
+        for brand in legible:
             presence[brand].append(k)
+        for brand in near_limit:
+            uncertain[brand].append(k)
     return {
         "source": source,
         "duration_s": n_frames / spec.fps,
@@ -548,6 +608,7 @@ def _truth(scene: Scene, source: str) -> dict:
         "size": [spec.width, spec.height],
         "brands": list(spec.brands),
         "presence": presence,
+        "uncertain": uncertain,
         "shots": [{"start": s.start / spec.fps, "end": s.end / spec.fps} for s in scene.shots],
     }
 

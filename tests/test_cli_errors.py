@@ -63,3 +63,14 @@ def test_bad_input_is_one_line_and_exit_2(case, tmp_path, good, data_dir):
     assert lines[0].startswith("mpr: error: ") and expected.format(d=tmp_path) in lines[0]
     assert "Traceback" not in result.stderr + result.stdout
     assert not out.exists() and not data_dir.exists()
+
+
+def test_a_failing_stage_exits_1_names_the_stage_and_writes_no_report(tmp_path, good, data_dir):
+    blocker = write(tmp_path / "blocker", "a file where the artifact folder should be")
+    out = tmp_path / "out"
+    result = run_mpr("detect", good["image"], "--brands", good["brands"], "--out", out,
+                     env={"MPR_ARTIFACTS": str(blocker / "store")})
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith("mpr: error: stage extract_frames failed: ")
+    assert "Traceback" not in result.stderr and "run_ocr[0] not run (upstream failed)" in result.stderr
+    assert not (out / "report.json").exists()
