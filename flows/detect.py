@@ -14,6 +14,7 @@ stages without a path between them run concurrently.
 from __future__ import annotations
 
 import logging
+import os
 from datetime import datetime, timezone
 from typing import Any
 
@@ -30,6 +31,7 @@ from prefect.artifacts import (  # noqa: E402
 )
 from prefect.futures import PrefectFuture, as_completed  # noqa: E402
 from prefect.runtime import flow_run  # noqa: E402
+from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from mpr import settings  # noqa: E402
 from mpr.checkpoints import record_run  # noqa: E402
@@ -41,10 +43,18 @@ from tasks.stage import StageContext  # noqa: E402
 from tasks.wrapper import stage_task  # noqa: E402
 
 Futures = dict[tuple[str, int | None], PrefectFuture]
+
+
+def task_workers() -> int:
+    """Threads running stage tasks (`MPR_TASK_WORKERS`). Prefect's default is unbounded,
+    which would decode every chunk of a long match at once. Tasks are submitted stage by
+    stage, so each task's inputs are queued before it and a bounded pool cannot deadlock."""
+    return int(os.environ.get("MPR_TASK_WORKERS") or min(8, (os.cpu_count() or 2) + 2))
+
 PROGRESS = logging.getLogger("mpr.progress")  # the CLI prints this on stderr
 
 
-@flow(name="detect-brands", persist_result=False)
+@flow(name="detect-brands", persist_result=False, task_runner=ThreadPoolTaskRunner(max_workers=task_workers()))
 def detect_brands(
     source: str,
     brands: str | list[dict[str, Any]],

@@ -182,7 +182,7 @@ def plan_chunks(info: SourceInfo, fps: float, chunk_s: float) -> list[ChunkSpec]
     chunks = []
     for index, first in enumerate(range(0, total, per_chunk)):
         stop = min(total, first + per_chunk)
-        end = info.duration_s if stop == total else stop / fps
+        end = info.duration_s if info.kind == "video" and stop == total else stop / fps
         chunks.append(ChunkSpec(index, first / fps, end, first, stop))
     return chunks
 

@@ -24,7 +24,7 @@ def extract_frames(inputs: list, config: ExtractFramesConfig, ctx: StageContext)
     previous = None
     for index, t, name, image in read_samples(ctx.source, chunk, config.fps, result):
         image = limit_side(image, config.max_side)
-        key = ctx.store.put_image(f"frames/{ctx.key[:20]}/{index:06d}.jpg", image, config.jpeg_quality)
+        key = ctx.store.put_image(f"frames/{ctx.key}/{index:06d}.jpg", image, config.jpeg_quality)
         frame = Frame(index=index, t=t, key=key, width=image.shape[1], height=image.shape[0], name=name)
         if index < chunk.sample_start:
             previous = frame

@@ -56,7 +56,7 @@ def _candidates(reads: list[TextRead], config: MatchBrandsConfig, ctx: StageCont
     for n, read in enumerate(reads):
         if read.frame_key not in images:
             images = {read.frame_key: ctx.store.get_image(read.frame_key)}  # reads come frame by frame
-        key = f"crops/{ctx.key[:20]}/{read.t:09.3f}_{n:03d}.jpg"
+        key = f"crops/{ctx.key}/{read.t:09.3f}_{n:03d}.jpg"
         ctx.store.put_image(key, crop(images[read.frame_key], read.box, config.crop_padding))
         out.append(Candidate(t=read.t, text=read.text, score=read.score, box=read.box, crop_key=key))
     return out

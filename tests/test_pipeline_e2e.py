@@ -126,7 +126,12 @@ def test_truncated_clip_is_analysed_to_its_last_good_frame(clip, shared_data, tm
     data = short.read_bytes()
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(data[: len(data) // 2])
-    report = detect_brands(str(cut), str(clip["brands"]), out=str(tmp_path / "out"))
+    report = detect_brands(str(cut), str(clip["brands"]), out=str(tmp_path / "out"),
+                           overrides={"extract_frames": {"chunk_s": 2}})
     assert report.truncated and report.readable_until_s is not None and report.readable_until_s < 6
+    assert {s.name: s.chunks for s in report.stages} == {
+        "extract_frames": 3, "filter_scenes": 3, "run_ocr": 3, "match_brands": 3, "compile_report": 1}
+    assert report.frames_analyzed == int(report.readable_until_s) + 1
+    assert all(s.end <= report.readable_until_s for b in report.brands for s in b.segments)
     assert any("truncated or corrupt" in w for w in report.warnings)
     assert json.loads((tmp_path / "out" / "report.json").read_text())["truncated"] is True
