@@ -29,12 +29,12 @@ Truth rule
 The truth is computed from the same camera model that renders the frames,
 never from the pixels, at the frames k*fps (k = 0, 1, ... while inside the
 clip).  A board's text box (ink bounding box of the rendered name) is
-legible when it is fully inside the frame vertically, at least a fraction
-``LEGIBLE[0]`` of its width is inside horizontally, it is at least
-``MIN_TEXT_PX`` high, clear of the score bug, and the frame's motion blur is
-at most ``LEGIBLE[1]`` times its height.  ``presence[brand]`` lists the
-seconds k at which some board with that brand is legible.  ``uncertain[brand]``
-lists the seconds at which the brand is near the limit (legible under
+legible when it is fully inside the frame vertically, clear of the score
+bug, and meets ``LEGIBLE``: at least 70% of its width inside the frame, at
+least 9 px high, motion blur at most 0.32 times that height (limits measured
+with RapidOCR, see ``Limits``).  ``presence[brand]`` lists the seconds k at
+which some board with that brand is legible.  ``uncertain[brand]`` lists the
+seconds at which the brand is near the limit (legible under
 ``POSSIBLY_LEGIBLE`` but not under ``CLEARLY_LEGIBLE``), in either direction;
 a scorer may ignore those (brand, second) pairs.
 """
@@ -46,6 +46,7 @@ import json
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 import cv2
 import imageio_ffmpeg
@@ -84,15 +85,23 @@ BOARD_PPM = 56 / 1280  # board texture pixels per metre, per frame-width pixel
 STAND_PPM = 24 / 1280
 SHUTTER = 0.4  # exposure as a fraction of the frame interval
 
-# Truth rule limits: (min fraction of the text width inside the frame, max motion
-# blur per pixel of text height).  Calibrated on rendered clips with RapidOCR and
-# fuzzy matching (rapidfuzz ratio >= 80): names cut to 65% of their width or more
-# were read ~90% of the time, below 50% never; blur up to 0.3 text heights read,
-# from 0.45 on it did not.  Between POSSIBLY and CLEARLY a reader may go either way.
-MIN_TEXT_PX = 14.0
-LEGIBLE = (0.7, 0.32)
-CLEARLY_LEGIBLE = (0.9, 0.25)
-POSSIBLY_LEGIBLE = (0.5, 0.5)
+
+class Limits(NamedTuple):
+    """Thresholds of the truth rule for one board's text box."""
+
+    min_inside: float  # fraction of the text width inside the frame
+    min_height: float  # projected text height, pixels
+    max_blur: float  # motion-blur length per pixel of text height
+
+
+# Calibrated on rendered clips with RapidOCR and fuzzy matching (rapidfuzz ratio
+# >= 80): names cut to 65% of their width or more were read ~90% of the time,
+# below 50% never; blur up to 0.3 text heights read, from 0.45 on it did not;
+# unblurred whole names read down to 7 px high.  Between POSSIBLY and CLEARLY
+# a reader may go either way.
+LEGIBLE = Limits(0.7, 9.0, 0.32)
+CLEARLY_LEGIBLE = Limits(0.9, 12.0, 0.25)
+POSSIBLY_LEGIBLE = Limits(0.5, 6.0, 0.5)
 
 LED_PERIOD, LED_STEP = 4.0, 5  # seconds between board rotations, designs moved per rotation
 
@@ -182,6 +191,7 @@ class Scene:
     designs: list[tuple[str, np.ndarray, tuple]]  # (brand, board texture, text ink box)
     stands: np.ndarray
     players: np.ndarray  # rows: x offset, y, amplitude, omega, phase, team
+    stripe_quads: np.ndarray  # world (M, 4, 3) ground quads
     line_quads: np.ndarray
     rows: dict = field(default_factory=dict)  # cache: LED offset -> (row texture, text boxes)
 
@@ -214,6 +224,19 @@ def _stand_plane(ppm: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return origin, np.array([1 / ppm, 0, 0]), np.array([0, -c / ppm, -s / ppm])
 
 
+def _ground(quads_xy) -> np.ndarray:
+    """(M, 4, 2) ground-plane quads to (M, 4, 3) world points."""
+    quads_xy = np.asarray(quads_xy, float)
+    return np.concatenate([quads_xy, np.zeros(quads_xy.shape[:2] + (1,))], axis=2)
+
+
+def _stripe_quads() -> np.ndarray:
+    """The 20 mowing stripes across the pitch length (visible far part)."""
+    xs = np.linspace(-PITCH_L / 2, PITCH_L / 2, 21)
+    return _ground([[(a, MIN_GROUND_Y), (b, MIN_GROUND_Y), (b, PITCH_W), (a, PITCH_W)]
+                    for a, b in zip(xs[:-1], xs[1:])])
+
+
 def _line_quads() -> np.ndarray:
     """Pitch markings (the visible far part) as (M, 4, 3) thin ground quads."""
     hl, circle = PITCH_L / 2, np.linspace(0, 2 * np.pi, 65)
@@ -224,7 +247,8 @@ def _line_quads() -> np.ndarray:
         lines += [
             np.array([[sx * hl, MIN_GROUND_Y], [sx * hl, PITCH_W]]),
             np.array([[sx * hl, 54.16], [sx * (hl - 16.5), 54.16], [sx * (hl - 16.5), MIN_GROUND_Y]]),
-            np.array([[sx * hl, 43.16], [sx * (hl - 5.5), 43.16], [sx * (hl - 5.5), 24.84], [sx * hl, 24.84]]),
+            np.array([[sx * hl, 43.16], [sx * (hl - 5.5), 43.16],
+                      [sx * (hl - 5.5), 24.84], [sx * hl, 24.84]]),
         ]
         arc = np.linspace(-0.93, 0.93, 17)  # the part of the penalty arc outside the area
         lines.append(np.c_[sx * (hl - 11 - 9.15 * np.cos(arc)), 34 + 9.15 * np.sin(arc)])
@@ -234,8 +258,7 @@ def _line_quads() -> np.ndarray:
             d = (b - a) / np.linalg.norm(b - a)
             n = np.array([-d[1], d[0]]) * LINE_W / 2
             quads.append([a + n, b + n, b - n, a - n])
-    quads = np.array(quads)
-    return np.concatenate([quads, np.zeros(quads.shape[:2] + (1,))], axis=2)
+    return _ground(quads)
 
 
 # ---------------------------------------------------------------- textures
@@ -314,26 +337,27 @@ def _designs(brands: list[str], fonts: list, ppm: float, rng) -> list[tuple[str,
 
 
 def _crowd_texture(rng, h: int, w: int, cell_h: int) -> np.ndarray:
-    """Rows of spectators: a shirt block and a head per seat, some seats empty."""
+    """Rows of spectators, one cell per seat (head and shirt), some seats empty."""
     cell_w = max(4, int(cell_h * 0.65))
     rows, cols = h // cell_h + 1, w // cell_w + 2
     yy, xx = np.mgrid[0:cell_h, 0:cell_w] / np.array([cell_h, cell_w])[:, None, None]
-    head = (xx - 0.5) ** 2 + ((yy - 0.25) * 1.3) ** 2 < 0.04
-    shirt = (yy > 0.42) & (np.abs(xx - 0.5) < 0.42)
-    shirt_rgb = np.array([c[0] for c in TEAMS] + [(200, 200, 200), (30, 160, 220), (60, 60, 60)])
-    shirts = shirt_rgb[rng.integers(len(shirt_rgb), size=(rows, cols))]
-    skins = np.array(SKIN)[rng.integers(len(SKIN), size=(rows, cols))]
-    present = rng.random((rows, cols)) > 0.12
-    big = lambda a: np.repeat(np.repeat(a, cell_h, 0), cell_w, 1)  # noqa: E731
-    tex = np.empty((rows * cell_h, cols * cell_w, 3), np.uint8)
+    head = np.tile((xx - 0.5) ** 2 + ((yy - 0.25) * 1.3) ** 2 < 0.04, (rows, cols))
+    shirt = np.tile((yy > 0.42) & (np.abs(xx - 0.5) < 0.42), (rows, cols))
+    shirt_rgb = np.array([c[0] for c in TEAMS] + [(200, 200, 200), (30, 160, 220), (60, 60, 60)], np.uint8)
+    per_seat = np.concatenate([  # shirt colour, skin colour, occupied
+        shirt_rgb[rng.integers(len(shirt_rgb), size=(rows, cols))],
+        np.array(SKIN, np.uint8)[rng.integers(len(SKIN), size=(rows, cols))],
+        (rng.random((rows, cols, 1)) > 0.12).astype(np.uint8)], axis=2)
+    per_px = np.repeat(np.repeat(per_seat, cell_h, 0), cell_w, 1)
+    tex = np.empty(per_px.shape[:2] + (3,), np.uint8)
     tex[:] = SEAT
-    seat = big(present)
-    tex = np.where((np.tile(shirt, (rows, cols)) & seat)[..., None], big(shirts), tex)
-    tex = np.where((np.tile(head, (rows, cols)) & seat)[..., None], big(skins), tex)
+    occupied = per_px[..., 6] > 0
+    tex[shirt & occupied] = per_px[shirt & occupied, :3]
+    tex[head & occupied] = per_px[head & occupied, 3:6]
     for r in range(1, rows, 2):  # stagger alternate rows
         band = slice(r * cell_h, (r + 1) * cell_h)
         tex[band] = np.roll(tex[band], cell_w // 2, axis=1)
-    return cv2.GaussianBlur(tex[:h, :w].astype(np.uint8), (0, 0), 0.8)
+    return cv2.GaussianBlur(np.ascontiguousarray(tex[:h, :w]), (0, 0), 0.8)
 
 
 # ---------------------------------------------------------------- planning
@@ -395,7 +419,7 @@ def _make_scene(spec: ClipSpec) -> Scene:
     stands = _crowd_texture(rng, int(STAND_LEN * sppm), int(2 * STAND_HALF_X * sppm), max(4, int(0.8 * sppm)))
     players = np.c_[rng.uniform(-16, 16, 12), rng.uniform(38, 58, 12), rng.uniform(1, 4, 12),
                     rng.uniform(0.3, 0.9, 12), rng.uniform(0, 2 * np.pi, 12), np.arange(12) % 2]
-    scene = Scene(spec, shots, designs, stands, players, _line_quads())
+    scene = Scene(spec, shots, designs, stands, players, _stripe_quads(), _line_quads())
     _balance_leds(scene)
     return scene
 
@@ -473,15 +497,12 @@ def _fill(img: np.ndarray, polys: np.ndarray, colour) -> None:
     cv2.fillPoly(img, list(pts), colour, cv2.LINE_AA, shift=4)
 
 
-def _draw_pitch(img: np.ndarray, p: np.ndarray, line_quads: np.ndarray) -> None:
+def _draw_pitch(img: np.ndarray, p: np.ndarray, scene: Scene) -> None:
     img[:] = SURROUND
-    xs = np.linspace(-PITCH_L / 2, PITCH_L / 2, 21)
-    corners = [[(a, MIN_GROUND_Y), (b, MIN_GROUND_Y), (b, PITCH_W), (a, PITCH_W)] for a, b in zip(xs[:-1], xs[1:])]
-    stripes = np.concatenate([np.array(corners), np.zeros((20, 4, 1))], axis=2)
-    proj = _project(p, stripes.reshape(-1, 3)).reshape(20, 4, 2)
-    _fill(img, proj[0::2], GRASS[0])
-    _fill(img, proj[1::2], GRASS[1])
-    _fill(img, _project(p, line_quads.reshape(-1, 3)).reshape(-1, 4, 2), LINE_COLOUR)
+    stripes = _project(p, scene.stripe_quads.reshape(-1, 3)).reshape(-1, 4, 2)
+    _fill(img, stripes[0::2], GRASS[0])
+    _fill(img, stripes[1::2], GRASS[1])
+    _fill(img, _project(p, scene.line_quads.reshape(-1, 3)).reshape(-1, 4, 2), LINE_COLOUR)
 
 
 def _warp_plane(img: np.ndarray, tex: np.ndarray, h: np.ndarray) -> None:
@@ -506,8 +527,9 @@ def _draw_players(img: np.ndarray, p: np.ndarray, players: np.ndarray, yaw: floa
         (u, v1), (_, v0) = _project(p, np.array([[x, y, 0.0], [x, y, 1.8]]))
         h = v1 - v0
         shirt, shorts = TEAMS[int(team)]
-        cv2.rectangle(img, (int(u - 0.09 * h), int(v0 + 0.5 * h)), (int(u + 0.09 * h), int(v1)), shorts, -1)
-        cv2.rectangle(img, (int(u - 0.14 * h), int(v0 + 0.2 * h)), (int(u + 0.14 * h), int(v0 + 0.55 * h)), shirt, -1)
+        for colour, half_w, top, bottom in ((shorts, 0.09, 0.5, 1.0), (shirt, 0.14, 0.2, 0.55)):
+            cv2.rectangle(img, (int(u - half_w * h), int(v0 + top * h)),
+                          (int(u + half_w * h), int(v0 + bottom * h)), colour, -1)
         cv2.circle(img, (int(u), int(v0 + 0.1 * h)), max(1, int(0.09 * h)), SKIN[int(team)], -1, cv2.LINE_AA)
 
 
@@ -546,7 +568,7 @@ def _render_frame(scene: Scene, frame: int) -> np.ndarray:
     else:
         cam = _camera(scene, shot, frame)
         p = cam.matrix()
-        _draw_pitch(img, p, scene.line_quads)
+        _draw_pitch(img, p, scene)
         _warp_plane(img, scene.stands, _plane_homography(p, *_stand_plane(STAND_PPM * spec.width)))
         row = _board_row(scene, shot, frame)[0]
         _warp_plane(img, row, _plane_homography(p, *_board_plane(BOARD_PPM * spec.width)))
@@ -559,17 +581,16 @@ def _render_frame(scene: Scene, frame: int) -> np.ndarray:
 # ---------------------------------------------------------------- truth
 
 
-def _readable(box_px: np.ndarray, spec: ClipSpec, blur: float, limits: tuple[float, float]) -> bool:
+def _readable(box_px: np.ndarray, spec: ClipSpec, blur: float, limits: Limits) -> bool:
     """Truth rule for one projected text box (corners tl, tr, br, bl)."""
-    min_inside, max_blur_per_px = limits
     height = min(box_px[3, 1] - box_px[0, 1], box_px[2, 1] - box_px[1, 1])
     left, right = box_px[:, 0].min(), box_px[:, 0].max()
     top, bottom = box_px[:, 1].min(), box_px[:, 1].max()
     inside = (min(right, spec.width) - max(left, 0)) / (right - left)
     bx0, by0, bx1, by1 = _score_bug_rect(spec)
     under_bug = left < bx1 and right > bx0 and top < by1 and bottom > by0
-    return (top >= 0 and bottom <= spec.height and inside >= min_inside and height >= MIN_TEXT_PX
-            and blur <= max_blur_per_px * height and not under_bug)
+    return (top >= 0 and bottom <= spec.height and not under_bug and inside >= limits.min_inside
+            and height >= limits.min_height and blur <= limits.max_blur * height)
 
 
 def _brand_states(scene: Scene, frame: int) -> tuple[set[str], set[str]]:
@@ -628,11 +649,10 @@ def _encode(scene: Scene, out_path: Path) -> None:
         for frame in range(scene.shots[-1].end):
             proc.stdin.write(_render_frame(scene, frame).tobytes())
     except BrokenPipeError:
-        pass  # ffmpeg died; its stderr explains why
+        pass  # ffmpeg exited early; its stderr says why
     finally:
-        proc.stdin.close()
-    err = proc.stderr.read().decode(errors="replace")
-    if proc.wait() != 0:
+        err = proc.communicate()[1].decode(errors="replace")  # closes stdin, waits
+    if proc.returncode != 0:
         raise RuntimeError(f"ffmpeg failed: {err.strip()}")
 
 
