@@ -164,7 +164,10 @@ def cmd_profiles(args) -> int:
 def cmd_synth(args) -> int:
     from mpr import synth
 
-    return synth.main(args.args)
+    try:
+        return synth.main(args.args, parser_class=_Parser)
+    except ValueError as exc:  # a clip spec that cannot be rendered
+        raise InputError(f"mpr synth: {exc}") from None
 
 
 COMMANDS = {"detect": cmd_detect, "checkpoints": cmd_checkpoints, "profiles": cmd_profiles, "synth": cmd_synth}

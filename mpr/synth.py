@@ -673,8 +673,8 @@ def write_brands_file(path: str | Path, brands: list[str],
     Path(path).write_text(yaml.safe_dump({"brands": entries}, sort_keys=False, allow_unicode=True))
 
 
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m mpr.synth", description=__doc__.splitlines()[0])
+def main(argv: list[str] | None = None, parser_class: type = argparse.ArgumentParser) -> int:
+    ap = parser_class(prog="mpr synth", description=__doc__.splitlines()[0])
     ap.add_argument("out", type=Path, help="output .mp4")
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--seed", type=int, default=0)
