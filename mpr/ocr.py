@@ -27,7 +27,7 @@ class RapidOcrEngine:
         from rapidocr import RapidOCR
 
         params = {
-            "Global.log_level": "warning",
+            "Global.log_level": "error",
             "Det.limit_side_len": det_limit_side_len,
             "EngineConfig.onnxruntime.intra_op_num_threads": threads or -1,
         }

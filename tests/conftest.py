@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-# Prefect logs "Stopping temporary server" at exit, after pytest closed its capture stream.
+# In-process flows only (run_mpr gives the CLI a user's environment): Prefect logs
+# "Stopping temporary server" at exit, after pytest closed its capture stream.
 os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
 
 
@@ -28,8 +29,9 @@ def data_dir(tmp_path, monkeypatch) -> Path:
 
 def run_mpr(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run the real `mpr` command in a subprocess."""
+    user_env = {k: v for k, v in os.environ.items() if k != "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"}
     return subprocess.run([sys.executable, "-m", "mpr.cli", *map(str, args)], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, cwd=cwd or ROOT, timeout=900)
+                          env={**user_env, **(env or {})}, cwd=cwd or ROOT, timeout=900)
 
 
 def write(path: Path, text: str) -> Path:
