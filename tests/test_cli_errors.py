@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from tests.conftest import run_mpr, write
+from tests.media import level_video
 
 
 @pytest.fixture
@@ -17,6 +18,13 @@ def good(tmp_path):
     return {"image": image, "brands": brands}
 
 
+def header_only(path):
+    """A real MP4 cut right after its index: it opens, but holds no frame."""
+    data = level_video(path.with_name("full.mp4"), seconds=2).read_bytes()
+    path.write_bytes(data[: data.find(b"mdat") + 16])
+    return path
+
+
 CASES = {
     "missing source": (lambda d, g: ["detect", d / "nope.mp4", "--brands", g["brands"]],
                        "source {d}/nope.mp4: no such file or folder"),
@@ -24,6 +32,8 @@ CASES = {
                    "file is empty (0 bytes)"),
     "not a video": (lambda d, g: ["detect", write(d / "fake.mp4", "hello\n" * 100), "--brands", g["brands"]],
                     "not a video OpenCV can decode"),
+    "zero frames": (lambda d, g: ["detect", header_only(d / "zero.mp4"), "--brands", g["brands"]],
+                    "video has zero decodable frames"),
     "wrong extension": (lambda d, g: ["detect", write(d / "notes.txt", "hi"), "--brands", g["brands"]],
                         "unsupported file type '.txt'"),
     "empty folder": (lambda d, g: ["detect", (d / "empty").mkdir() or d / "empty", "--brands", g["brands"]],

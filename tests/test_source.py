@@ -7,6 +7,7 @@ import os
 import cv2
 import fsspec
 import numpy as np
+from fsspec.implementations.local import LocalFileSystem
 import pytest
 
 from mpr.errors import InputError
@@ -105,10 +106,14 @@ def test_missing_source(tmp_path):
         probe_source(str(tmp_path / "nope.mp4"), tmp_path)
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
-def test_unreadable_source(video, tmp_path):
+def test_unreadable_source(video, tmp_path, monkeypatch):
     locked = tmp_path / "locked.mp4"
     locked.write_bytes(video.read_bytes())
     locked.chmod(0)
+    if os.geteuid() == 0:  # root reads whatever the mode says: make the read itself fail
+        def refuse(self, path, *args, **kwargs):
+            raise PermissionError(13, "Permission denied", path)
+
+        monkeypatch.setattr(LocalFileSystem, "open", refuse)
     with pytest.raises(InputError, match="permission denied"):
         probe_source(str(locked), tmp_path)
