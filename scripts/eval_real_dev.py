@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -30,6 +31,7 @@ def main(argv=None) -> int:
     if not REAL_DEV.exists():
         print(f"skipped: {REAL_DEV} is absent")
         return 0
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     from flows.detect import detect_brands
     from mpr.evaluate import presence, score
     from mpr.profiles import parse_set
