@@ -38,7 +38,7 @@ from mpr.checkpoints import record_run  # noqa: E402
 from mpr.errors import MprError  # noqa: E402
 from mpr.plan import RunPlan, prepare_run  # noqa: E402
 from mpr.records import Report, ReportBody, StageRun, StageStats  # noqa: E402
-from mpr.reporting import brand_rows, markdown, write_report  # noqa: E402
+from mpr.reporting import BRAND_COLUMNS, brand_rows, markdown, write_report  # noqa: E402
 from tasks.stage import StageContext  # noqa: E402
 from tasks.wrapper import stage_task  # noqa: E402
 
@@ -126,18 +126,17 @@ def summarize_stages(plan: RunPlan, futures: Futures) -> list[StageRun]:
     runs = []
     for stage in plan.profile.stages:
         states = [futures[(stage, c)].state for c in plan.task_ids(stage)]
-        outputs = [s.result(raise_on_failure=False) for s in states if s.is_completed()]
-        stats = [o.stats for o in outputs if hasattr(o, "stats")] or [StageStats()]
-        cached = sum(s.name == "Cached" for s in states)
+        done = [(s.name == "Cached", s.result(raise_on_failure=False).stats) for s in states if s.is_completed()]
+        stats = [st for _, st in done] or [StageStats()]
+        cached = sum(was_cached for was_cached, _ in done)
         if any(s.is_failed() or s.is_crashed() for s in states):
             state = "failed"
         elif any(not s.is_completed() for s in states):
             state = "skipped"  # not run: an upstream task failed
         else:
             state = "cached" if cached == len(states) else "completed"
-        fresh = [o.stats.seconds for s, o in zip(states, outputs) if s.name != "Cached"]
         runs.append(StageRun(
-            name=stage, state=state, seconds=round(sum(fresh), 3),
+            name=stage, state=state, seconds=round(sum(st.seconds for was_cached, st in done if not was_cached), 3),
             items_in=sum(s.items_in for s in stats), items_out=sum(s.items_out for s in stats),
             chunks=len(states), cached_chunks=cached,
             compute_seconds=round(sum(s.seconds for s in stats), 3)))
@@ -158,8 +157,7 @@ def publish(report: Report, out: str | None) -> None:
         write_report(report, out)
     create_table_artifact(
         key="brand-exposure",
-        table=[dict(zip(["brand", "exposure_s", "detections", "segments", "first", "last"], row))
-               for row in brand_rows(report)],
+        table=[dict(zip(BRAND_COLUMNS, row)) for row in brand_rows(report)],
         description=f"Brand exposure in {report.source}",
     )
     create_markdown_artifact(key="brand-report", markdown=markdown(report, out),
