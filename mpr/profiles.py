@@ -113,7 +113,10 @@ def _read_raw(name_or_path: str, seen: tuple[str, ...] = ()) -> tuple[dict, Path
         raise InputError(f"profile {label}: unknown top-level key '{sorted(unknown)[0]}'")
     raw.setdefault("name", label)
     if raw.get("extends"):
-        base, _ = _read_raw(str(raw["extends"]), (*seen, str(path.resolve())))
+        parent = str(raw["extends"])
+        if parent.endswith((".yaml", ".yml")) and not Path(parent).is_absolute():
+            parent = str(path.parent / parent)  # a relative path is relative to this profile
+        base, _ = _read_raw(parent, (*seen, str(path.resolve())))
         raw = _merge_profile(base, raw)
     return raw, path
 

@@ -56,7 +56,7 @@ pipeline:
 def test_extends_merges_configs_per_key(tmp_path):
     profile_file(tmp_path, f"name: base\n{PIPELINE}\nconfigs:\n  match_brands: {{min_score: 70}}\n"
                            "  extract_frames: {fps: 2}\n", "base")
-    child = profile_file(tmp_path, f"name: child\nextends: {tmp_path}/base.yaml\n"
+    child = profile_file(tmp_path, "name: child\nextends: base.yaml\n"
                                    "configs:\n  extract_frames: {chunk_s: 30}\n", "child")
     profile = load_profile(child)
     assert profile.name == "child"
@@ -116,3 +116,13 @@ def test_bad_set_syntax(item):
 
 def test_unknown_profile_lists_known_ones():
     assert "not found (known: " in error_of("no_such_profile")
+
+
+def test_extends_by_name_and_loops(tmp_path):
+    by_name = profile_file(tmp_path, "name: mine\nextends: soccer_broadcast\nconfigs:\n  match_brands: {min_score: 75}\n")
+    profile = load_profile(by_name)
+    assert profile.stages == load_profile("soccer_broadcast").stages
+    assert profile.configs["match_brands"].min_score == 75
+    profile_file(tmp_path, "extends: b.yaml\n", "a")
+    profile_file(tmp_path, "extends: a.yaml\n", "b")
+    assert "'extends' loops back to itself" in error_of(str(tmp_path / "a.yaml"))
