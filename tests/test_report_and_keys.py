@@ -96,3 +96,15 @@ def test_source_content_is_part_of_every_key(data_dir, tmp_path, still):
     cv2.imwrite(str(other), np.full((60, 80, 3), 127, np.uint8))
     a, b = prepare_run(str(still), [{"name": "N"}]), prepare_run(str(other), [{"name": "N"}])
     assert a.keys[("extract_frames", 0)] != b.keys[("extract_frames", 0)]
+
+
+def test_routes_split_resolved_from_unresolved():
+    from mpr.records import Candidate
+
+    both = DetectionSet(chunk=0, detections=[hit(1.0)],
+                        unresolved=[Candidate(t=1.0, text="ZEBRA", score=0.9, box=(0, 0, 5, 5), crop_key="c.jpg")])
+    resolved, unresolved = both.route("resolved"), both.route("unresolved")
+    assert (len(resolved.detections), len(resolved.unresolved)) == (1, 0)
+    assert (len(unresolved.detections), len(unresolved.unresolved)) == (0, 1)
+    with pytest.raises(ValueError):
+        both.route("sideways")
