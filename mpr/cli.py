@@ -3,6 +3,7 @@
     mpr detect SOURCE --brands BRANDS.yaml [--profile NAME|PATH] [--set STAGE.KEY=VALUE ...] [--out DIR]
     mpr checkpoints SOURCE
     mpr profiles [show NAME [--set ...]]
+    mpr eval REPORT.json --truth TRUTH.json
     mpr synth OUT.mp4 [...]
 
 Bad input prints one line on stderr and exits 2; a failed run exits 1.
@@ -48,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     profiles.add_argument("action", nargs="?", choices=["list", "show"], default="list")
     profiles.add_argument("name", nargs="?", default="soccer_broadcast")
     profiles.add_argument("--set", dest="sets", action="append", default=[], metavar="STAGE.KEY=VALUE")
+
+    evaluate = sub.add_parser("eval", help="score a report.json against per-second ground truth")
+    evaluate.add_argument("report", help="report.json written by mpr detect")
+    evaluate.add_argument("--truth", required=True, help="truth JSON (mpr synth's, or a multi-clip file)")
+    evaluate.add_argument("--json", action="store_true", help="print the scores as JSON")
 
     synth = sub.add_parser("synth", help="render a synthetic broadcast clip with ground truth",
                            add_help=False)
@@ -161,6 +167,21 @@ def cmd_profiles(args) -> int:
     return 0
 
 
+def cmd_eval(args) -> int:
+    from mpr.evaluate import evaluate, load_report, load_truth
+
+    report = load_report(args.report)
+    result = evaluate(report, load_truth(args.truth, Path(report.source).name))
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{'brand':24} {'precision':>9} {'recall':>7} {'F1':>6} {'tp':>4} {'fp':>4} {'fn':>4}")
+    for name, row in [*result["per_brand"].items(), ("all (brand-seconds)", result)]:
+        print(f"{name:24} {row['precision']:9.2f} {row['recall']:7.2f} {row['f1']:6.2f} "
+              f"{row['tp']:4} {row['fp']:4} {row['fn']:4}")
+    return 0
+
+
 def cmd_synth(args) -> int:
     from mpr import synth
 
@@ -170,7 +191,8 @@ def cmd_synth(args) -> int:
         raise InputError(f"mpr synth: {exc}") from None
 
 
-COMMANDS = {"detect": cmd_detect, "checkpoints": cmd_checkpoints, "profiles": cmd_profiles, "synth": cmd_synth}
+COMMANDS = {"detect": cmd_detect, "checkpoints": cmd_checkpoints, "profiles": cmd_profiles, "eval": cmd_eval,
+            "synth": cmd_synth}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -33,16 +33,16 @@ def main(argv=None) -> int:
         return 0
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     from flows.detect import detect_brands
-    from mpr.evaluate import presence, score
+    from mpr.evaluate import evaluate, load_truth
     from mpr.profiles import parse_set
 
-    truth = json.loads(TRUTH.read_text())["clips"]
     totals = {"tp": 0, "fp": 0, "fn": 0}
-    for clip, labels in truth.items():
-        brands = [{"name": b, "aliases": ALIASES.get(b, [])} for b in labels["brands"]]
+    for clip in json.loads(TRUTH.read_text())["clips"]:
+        truth = load_truth(TRUTH, clip)
+        brands = [{"name": b, "aliases": ALIASES.get(b, [])} for b in truth.brands]
         with tempfile.TemporaryDirectory() as out:
             report = detect_brands(str(REAL_DEV / clip), brands, args.profile, parse_set(args.sets), out)
-        result = score(labels["presence"], presence(report, labels["seconds"]), labels["brands"])
+        result = evaluate(report, truth)
         print(f"\n{clip}: precision {result['precision']:.2f} recall {result['recall']:.2f} "
               f"F1 {result['f1']:.2f}  (tp {result['tp']} fp {result['fp']} fn {result['fn']})")
         for brand, counts in result["per_brand"].items():

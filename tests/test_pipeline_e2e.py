@@ -12,7 +12,6 @@ import cv2
 import fsspec
 import pytest
 
-from mpr.evaluate import presence, score
 from mpr.records import Report
 from mpr.synth import ClipSpec, render_clip, write_brands_file
 from tests.conftest import run_mpr
@@ -27,7 +26,9 @@ def clip(tmp_path_factory):
     spec = ClipSpec(seconds=20.0, seed=11)
     truth = render_clip(folder / "match.mp4", spec)
     write_brands_file(folder / "brands.yaml", spec.brands)
-    return {"video": folder / "match.mp4", "brands": folder / "brands.yaml", "truth": truth, "folder": folder}
+    (folder / "truth.json").write_text(json.dumps(truth))
+    return {"video": folder / "match.mp4", "brands": folder / "brands.yaml", "truth": truth,
+            "truth_file": folder / "truth.json", "folder": folder}
 
 
 @pytest.fixture(scope="module")
@@ -43,19 +44,17 @@ def states(report: dict) -> dict[str, str]:
     return {s["name"]: s["state"] for s in report["stages"]}
 
 
-def f1_of(report: Report, truth: dict) -> dict:
-    seconds = int(truth["duration_s"])
-    return score(truth["presence"], presence(report, seconds), truth["brands"])
-
-
 def test_cli_detects_brands_then_replays_only_what_changed(clip, shared_data, tmp_path):
     first = run_mpr("detect", clip["video"], "--brands", clip["brands"], "--out", tmp_path / "a")
     assert first.returncode == 0, first.stderr
     report = json.loads((tmp_path / "a" / "report.json").read_text())
     assert set(states(report).values()) == {"completed"}
-    result = f1_of(Report.model_validate(report), clip["truth"])
+    scored = run_mpr("eval", tmp_path / "a" / "report.json", "--truth", clip["truth_file"], "--json")
+    assert scored.returncode == 0, scored.stderr
+    result = json.loads(scored.stdout)
     print("per-second presence on the synthetic clip:", result)
     assert result["f1"] >= 0.9, result
+    assert set(result["per_brand"]) == set(clip["truth"]["brands"])
     assert report["frames_analyzed"] == 20 and report["duration_s"] == 20.0
     for name in ("timeline.csv", "brands.csv", "detections.csv"):
         assert (tmp_path / "a" / name).stat().st_size > 0
