@@ -168,17 +168,11 @@ def cmd_profiles(args) -> int:
 
 
 def cmd_eval(args) -> int:
-    from mpr.evaluate import evaluate, load_report, load_truth
+    from mpr.evaluate import evaluate, format_scores, load_report, load_truth
 
     report = load_report(args.report)
     result = evaluate(report, load_truth(args.truth, Path(report.source).name))
-    if args.json:
-        print(json.dumps(result, indent=2))
-        return 0
-    print(f"{'brand':24} {'precision':>9} {'recall':>7} {'F1':>6} {'tp':>4} {'fp':>4} {'fn':>4}")
-    for name, row in [*result["per_brand"].items(), ("all (brand-seconds)", result)]:
-        print(f"{name:24} {row['precision']:9.2f} {row['recall']:7.2f} {row['f1']:6.2f} "
-              f"{row['tp']:4} {row['fp']:4} {row['fn']:4}")
+    print(json.dumps(result, indent=2) if args.json else format_scores(result))
     return 0
 
 

@@ -35,7 +35,8 @@ def presence(report: Report, seconds: int) -> dict[str, set[int]]:
     return found
 
 
-def _prf(tp: int, fp: int, fn: int) -> dict:
+def prf(tp: int, fp: int, fn: int) -> dict:
+    """Precision, recall and F1 from counts (1.0 where nothing was expected or found)."""
     precision = tp / (tp + fp) if tp + fp else 1.0
     recall = tp / (tp + fn) if tp + fn else 1.0
     f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
@@ -48,13 +49,22 @@ def score(truth: dict[str, list[int] | set[int]], found: dict[str, set[int]], br
     per_brand = {}
     for brand in brands:
         t, f = set(truth.get(brand, ())), found.get(brand, set())
-        per_brand[brand] = _prf(len(t & f), len(f - t), len(t - f))
-    total = _prf(*(sum(b[k] for b in per_brand.values()) for k in ("tp", "fp", "fn")))
+        per_brand[brand] = prf(len(t & f), len(f - t), len(t - f))
+    total = prf(*(sum(b[k] for b in per_brand.values()) for k in ("tp", "fp", "fn")))
     return {**total, "per_brand": per_brand}
 
 
 def evaluate(report: Report, truth: Truth) -> dict:
     return score(truth.presence, presence(report, truth.seconds), truth.brands)
+
+
+def format_scores(result: dict) -> str:
+    """A text table: one row per brand, then the micro-averaged total."""
+    lines = [f"{'brand':24} {'precision':>9} {'recall':>7} {'F1':>6} {'tp':>4} {'fp':>4} {'fn':>4}"]
+    for name, row in [*result.get("per_brand", {}).items(), ("all (brand-seconds)", result)]:
+        lines.append(f"{name:24} {row['precision']:9.2f} {row['recall']:7.2f} {row['f1']:6.2f} "
+                     f"{row['tp']:4} {row['fp']:4} {row['fn']:4}")
+    return "\n".join(lines)
 
 
 def load_truth(path: str | Path, source_name: str) -> Truth:

@@ -33,7 +33,7 @@ def main(argv=None) -> int:
         return 0
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     from flows.detect import detect_brands
-    from mpr.evaluate import evaluate, load_truth
+    from mpr.evaluate import evaluate, format_scores, load_truth, prf
     from mpr.profiles import parse_set
 
     totals = {"tp": 0, "fp": 0, "fn": 0}
@@ -43,15 +43,10 @@ def main(argv=None) -> int:
         with tempfile.TemporaryDirectory() as out:
             report = detect_brands(str(REAL_DEV / clip), brands, args.profile, parse_set(args.sets), out)
         result = evaluate(report, truth)
-        print(f"\n{clip}: precision {result['precision']:.2f} recall {result['recall']:.2f} "
-              f"F1 {result['f1']:.2f}  (tp {result['tp']} fp {result['fp']} fn {result['fn']})")
-        for brand, counts in result["per_brand"].items():
-            print(f"  {brand:16} tp {counts['tp']:2} fp {counts['fp']:2} fn {counts['fn']:2}")
+        print(f"\n{clip}\n{format_scores(result)}")
         for key in totals:
             totals[key] += result[key]
-    tp, fp, fn = totals["tp"], totals["fp"], totals["fn"]
-    precision, recall = tp / max(tp + fp, 1), tp / max(tp + fn, 1)
-    print(f"\nall clips: precision {precision:.2f} recall {recall:.2f} (brand-seconds: tp {tp} fp {fp} fn {fn})")
+    print(f"\nall clips\n{format_scores(prf(**totals))}")
     return 0
 
 

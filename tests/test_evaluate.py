@@ -57,3 +57,12 @@ def test_eval_command_bad_report_is_one_line(tmp_path):
     result = run_mpr("eval", write(tmp_path / "r.json", '{"source": 1}'), "--truth", tmp_path / "t.json")
     assert result.returncode == 2 and result.stderr.startswith("mpr: error: report ")
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_format_scores_has_a_row_per_brand_and_a_total():
+    from mpr.evaluate import format_scores, prf
+
+    table = format_scores(score({"A": [0, 1]}, {"A": {1}}, ["A", "B"])).splitlines()
+    assert [line.split()[0] for line in table] == ["brand", "A", "B", "all"]
+    assert table[-1].split()[-6:] == ["1.00", "0.50", "0.67", "1", "0", "1"]
+    assert format_scores(prf(tp=3, fp=1, fn=0)).splitlines()[-1].split()[-3:] == ["3", "1", "0"]
