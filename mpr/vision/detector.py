@@ -1,0 +1,153 @@
+"""YOLO object detection behind one interface, two backends.
+
+- `onnx`: onnxruntime on an exported YOLO (ultralytics export, output (1, 4+nc, N)),
+  no torch needed; the default, and what the project ships.
+- `ultralytics`: the ultralytics package (torch) for .pt/.onnx/.engine weights, meant
+  for the GPU host.
+
+Both adapt into `ObjectBox` (class name, box in frame pixels, score); NMS is OpenCV's
+`cv2.dnn.NMSBoxesBatched` (class-aware), not hand-written.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import threading
+from functools import lru_cache
+from pathlib import Path
+from typing import NamedTuple, Protocol
+
+import cv2
+import numpy as np
+
+from mpr.errors import InputError, MprError
+from mpr.records import Box
+
+PROJECT_DIR = Path(__file__).resolve().parents[2]
+DEFAULT_WEIGHTS = "models/detector/mpr-det.onnx"
+
+
+class ObjectBox(NamedTuple):
+    name: str
+    box: Box
+    score: float
+
+
+class ObjectDetector(Protocol):
+    names: dict[int, str]
+
+    def detect(self, image: np.ndarray, conf: float, iou: float) -> list[ObjectBox]: ...
+
+
+def resolve_weights(weights: str) -> Path:
+    """Relative paths are relative to the project (where the shipped model lives)."""
+    path = Path(weights).expanduser()
+    if not path.is_absolute():
+        path = PROJECT_DIR / path if not path.exists() else path.resolve()
+    if not path.is_file():
+        raise InputError(f"detector weights not found: {weights}")
+    return path
+
+
+def weights_digest(weights: str) -> str:
+    """Content hash of the weights: a retrained model invalidates cached detections."""
+    h = hashlib.blake2b(digest_size=8)
+    with resolve_weights(weights).open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def nms(boxes: np.ndarray, scores: np.ndarray, classes: np.ndarray, conf: float, iou: float) -> np.ndarray:
+    """Indexes kept by class-aware NMS (boxes x1, y1, x2, y2)."""
+    if len(boxes) == 0:
+        return np.zeros(0, int)
+    xywh = np.c_[boxes[:, :2], boxes[:, 2:] - boxes[:, :2]].tolist()
+    keep = cv2.dnn.NMSBoxesBatched(xywh, scores.tolist(), classes.astype(int).tolist(), conf, iou)
+    return np.asarray(keep, int).reshape(-1)
+
+
+def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float, tuple[int, int]]:
+    """Resize keeping aspect into a size x size canvas (grey 114), as YOLO was trained."""
+    h, w = image.shape[:2]
+    scale = min(size / h, size / w)
+    nh, nw = round(h * scale), round(w * scale)
+    top, left = (size - nh) // 2, (size - nw) // 2
+    canvas = np.full((size, size, 3), 114, np.uint8)
+    canvas[top:top + nh, left:left + nw] = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_LINEAR)
+    return canvas, scale, (left, top)
+
+
+class OnnxYolo:
+    """An ultralytics-exported YOLO detector run with onnxruntime."""
+
+    def __init__(self, weights: Path, threads: int = 0):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(weights), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise InputError(f"detector weights are not a loadable ONNX model: {weights.name}: "
+                             f"{str(exc).splitlines()[0]}") from None
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.names = {int(k): v for k, v in ast.literal_eval(meta.get("names", "{}")).items()}
+        shape = self.session.get_inputs()[0].shape
+        imgsz = ast.literal_eval(meta["imgsz"]) if "imgsz" in meta else shape[2:]
+        self.size = int(imgsz[0]) if isinstance(imgsz, (list, tuple)) else int(imgsz)
+        self.input = self.session.get_inputs()[0].name
+        self._lock = threading.Lock()
+
+    def detect(self, image: np.ndarray, conf: float, iou: float) -> list[ObjectBox]:
+        canvas, scale, (left, top) = letterbox(image, self.size)
+        blob = canvas[:, :, ::-1].transpose(2, 0, 1)[None].astype(np.float32) / 255.0
+        with self._lock:
+            out = self.session.run(None, {self.input: np.ascontiguousarray(blob)})[0][0]
+        pred = out.T  # (N, 4 + nc): cx, cy, w, h, class scores
+        scores_all = pred[:, 4:]
+        classes = scores_all.argmax(1)
+        scores = scores_all[np.arange(len(pred)), classes]
+        sel = scores >= conf
+        pred, classes, scores = pred[sel], classes[sel], scores[sel]
+        cx, cy, bw, bh = pred[:, 0], pred[:, 1], pred[:, 2], pred[:, 3]
+        boxes = np.stack([cx - bw / 2 - left, cy - bh / 2 - top, cx + bw / 2 - left, cy + bh / 2 - top], 1) / scale
+        h, w = image.shape[:2]
+        boxes = np.clip(boxes, 0, [w, h, w, h])
+        return [ObjectBox(self.names.get(int(classes[i]), str(classes[i])), tuple(map(float, boxes[i])),
+                          float(scores[i])) for i in nms(boxes, scores, classes, conf, iou)]
+
+
+class UltralyticsYolo:
+    """ultralytics YOLO (.pt, .onnx, .engine); needs torch, meant for the GPU host."""
+
+    def __init__(self, weights: Path, device: str = ""):
+        try:
+            from ultralytics import YOLO
+        except ImportError:
+            raise MprError("detect_objects backend 'ultralytics' needs the ultralytics package "
+                           "(pip install 'mpr[train]' on a host with torch)") from None
+        self.model = YOLO(str(weights), task="detect")
+        self.device = device or None
+        self.names = dict(self.model.names)
+        self._lock = threading.Lock()
+
+    def detect(self, image: np.ndarray, conf: float, iou: float) -> list[ObjectBox]:
+        with self._lock:
+            result = self.model.predict(image, conf=conf, iou=iou, device=self.device, verbose=False)[0]
+        boxes = result.boxes
+        return [ObjectBox(self.names[int(c)], tuple(map(float, b)), float(s))
+                for b, s, c in zip(boxes.xyxy.tolist(), boxes.conf.tolist(), boxes.cls.tolist())]
+
+
+@lru_cache(maxsize=4)
+def get_detector(backend: str, weights: str, threads: int = 0, device: str = "") -> ObjectDetector:
+    """One loaded model per process and configuration."""
+    path = resolve_weights(weights)
+    if backend == "onnx":
+        return OnnxYolo(path, threads)
+    if backend == "ultralytics":
+        return UltralyticsYolo(path, device)
+    raise MprError(f"unknown detector backend {backend!r} (known: onnx, ultralytics)")
