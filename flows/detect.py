@@ -61,14 +61,17 @@ def detect_brands(
     profile: str = "soccer_broadcast",
     overrides: dict[str, dict[str, Any]] | None = None,
     out: str | None = None,
+    debug: bool = False,
 ) -> Report:
     """Find sponsor brands in SOURCE (video, image, image folder or fsspec URL).
 
     brands: a brands YAML path/URL or an inline list of {name, aliases, logo}.
     overrides: per-stage config changes, e.g. {"match_brands": {"min_score": 70}}.
     out: folder for report.json, timeline.csv, brands.csv, detections.csv.
+    debug: write each vision stage's overlays (mask, lines, bands, boxes, OCR text) to
+        the artifact store and link them from the markdown artifact.
     """
-    plan = prepare_run(source, brands, profile, overrides)
+    plan = prepare_run(source, brands, profile, overrides, debug)
     futures = submit_graph(plan)
     wait_with_progress(futures)
     stages = summarize_stages(plan, futures)

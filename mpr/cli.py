@@ -40,6 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="override one stage config value (repeatable)")
     detect.add_argument("--out", help="output folder (default: out/<source name>)")
     detect.add_argument("--json", action="store_true", help="print report.json instead of tables")
+    detect.add_argument("--debug", action="store_true",
+                        help="write debug overlays (mask, lines, bands, boxes, OCR text) to the artifact store")
     detect.add_argument("-v", "--verbose", action="store_true", help="show Prefect's own logs")
 
     checkpoints = sub.add_parser("checkpoints", help="stage configs computed for a source, as a tree")
@@ -85,7 +87,7 @@ def cmd_detect(args) -> int:
     from mpr.profiles import parse_set
 
     overrides = parse_set(args.sets)
-    plan = prepare_run(args.source, args.brands, args.profile, overrides)  # fails fast on bad input
+    plan = prepare_run(args.source, args.brands, args.profile, overrides, args.debug)  # fails fast on bad input
     out = args.out or str(Path("out") / Path(plan.source.name).stem)
     if not args.verbose:
         # Prefect's console logs (tracebacks of failed tasks included) stay in the run's
@@ -94,7 +96,7 @@ def cmd_detect(args) -> int:
     _show_progress()
     from flows.detect import detect_brands
 
-    report = detect_brands(args.source, args.brands, args.profile, overrides, out)
+    report = detect_brands(args.source, args.brands, args.profile, overrides, out, args.debug)
     if args.json:
         print(json.dumps(report.model_dump(mode="json", exclude={"detections"}), indent=2))
     else:

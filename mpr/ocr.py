@@ -19,11 +19,19 @@ class OcrEngine(Protocol):
     def read(self, image: np.ndarray) -> list[tuple[str, float, Box]]:
         """Text, confidence 0-1 and axis-aligned box for every text line found."""
 
+    def recognize(self, image: np.ndarray) -> tuple[str, float]:
+        """Text and confidence of an image holding one line of text (no detection)."""
+
 
 class RapidOcrEngine:
-    """RapidOCR: PP-OCR detection + recognition as ONNX models shipped in the wheel (offline)."""
+    """RapidOCR: PP-OCR detection + recognition as ONNX models shipped in the wheel (offline).
 
-    def __init__(self, det_limit_side_len: int = 736, threads: int = 0):
+    Whole frames use the default sizing: the text detector sees the short side scaled
+    to `det_limit_side_len`. Crops (`crops=True`) are read at their own size: their
+    long side is capped instead, and wide strips are not padded to a squarer shape.
+    """
+
+    def __init__(self, det_limit_side_len: int = 736, threads: int = 0, crops: bool = False):
         from rapidocr import RapidOCR
 
         params = {
@@ -31,12 +39,22 @@ class RapidOcrEngine:
             "Det.limit_side_len": det_limit_side_len,
             "EngineConfig.onnxruntime.intra_op_num_threads": threads or -1,
         }
+        if crops:
+            params |= {"Det.limit_type": "max", "Global.max_side_len": det_limit_side_len,
+                       "Global.width_height_ratio": -1}
         self._ocr = RapidOCR(params=params)
         self._lock = threading.Lock()  # one inference at a time: onnxruntime already uses every core
 
+    def recognize(self, image: np.ndarray) -> tuple[str, float]:
+        with self._lock:
+            out = self._ocr(image, use_det=False, use_cls=False, use_rec=True)
+        if not out.txts:
+            return "", 0.0
+        return str(out.txts[0]), float(out.scores[0])
+
     def read(self, image: np.ndarray) -> list[tuple[str, float, Box]]:
         with self._lock:
-            out = self._ocr(image)
+            out = self._ocr(image, use_det=True, use_cls=True, use_rec=True)
         if out.boxes is None or out.txts is None:
             return []
         results = []

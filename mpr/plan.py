@@ -51,9 +51,14 @@ class RunPlan:
 
 
 def prepare_run(source: str, brands: str | list | dict, profile: str = "soccer_broadcast",
-                overrides: dict | None = None) -> RunPlan:
-    """Validate everything and compute all keys; raises InputError with one line."""
+                overrides: dict | None = None, debug: bool = False) -> RunPlan:
+    """Validate everything and compute all keys; raises InputError with one line.
+
+    `debug` turns on every stage's debug overlays (part of each stage's config, so a
+    debug run recomputes the stages that draw and keeps its overlays cached)."""
     prof = load_profile(profile, overrides)
+    if debug:
+        prof = load_profile(profile, with_debug(prof, overrides))
     brand_list = load_brands(brands)
     info = probe_source(source, settings.sources_cache_dir())
     extract = prof.configs[prof.stages[0]]
@@ -61,6 +66,15 @@ def prepare_run(source: str, brands: str | list | dict, profile: str = "soccer_b
                    settings.artifacts_url())
     _compute_keys(plan)
     return plan
+
+
+def with_debug(profile: Profile, overrides: dict | None) -> dict:
+    """`overrides` plus `debug: true` for every stage whose config has that switch."""
+    out = {stage: dict(values) for stage, values in (overrides or {}).items()}
+    for stage in profile.stages:
+        if "debug" in type(profile.configs[stage]).model_fields:
+            out.setdefault(stage, {})["debug"] = True
+    return out
 
 
 def _compute_keys(plan: RunPlan) -> None:
@@ -71,6 +85,7 @@ def _compute_keys(plan: RunPlan) -> None:
             "config": plan.profile.config_dict(stage),
             "code": spec.code_version,
             "brands": plan.brands.digest() if spec.uses_brands else None,
+            "files": spec.key_extra(plan.profile.configs[stage]) if spec.key_extra else None,
         }
         plan.lineage[stage] = digest({**base, "inputs": sorted(
             f"{e.src}:{plan.lineage[e.src]}:{e.when}" for e in plan.profile.upstream(stage))}, 8)

@@ -41,6 +41,7 @@ class Manifest(BaseModel):
     frames: list[Frame] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)  # warnings that reach the report
     counts: dict[str, int] = Field(default_factory=dict)
+    overlays: list[str] = Field(default_factory=list)  # debug overlay keys (`--debug`)
     stats: StageStats = Field(default_factory=StageStats)
 
     @property
@@ -64,6 +65,64 @@ class FrameSet(Manifest):
         return cls(**{**own, **fields})
 
 
+Point = tuple[float, float]
+Quad = tuple[Point, Point, Point, Point]  # corners tl, tr, br, bl in frame pixels
+RegionKind = Literal["board_band", "board", "overlay", "logo", "frame"]
+
+
+class FieldInfo(BaseModel):
+    """The pitch in one kept frame (field_segmentation)."""
+
+    t: float
+    frame_key: str
+    mask_key: str  # PNG at `mask_scale` of the frame; 255 = pitch
+    mask_scale: float
+    coverage: float  # pitch share of the frame, 0-1
+    low_pitch: bool  # close-up, crowd, replay graphics: little or no pitch in view
+    hsv_low: tuple[int, int, int]
+    hsv_high: tuple[int, int, int]
+
+
+class FieldSet(FrameSet):
+    fields: list[FieldInfo] = Field(default_factory=list)
+
+    def field(self, frame_key: str) -> FieldInfo | None:
+        return next((f for f in self.fields if f.frame_key == frame_key), None)
+
+
+class Region(BaseModel):
+    """Where to read: a board band, a board, an overlay or a logo in one frame."""
+
+    t: float
+    frame_key: str
+    kind: RegionKind
+    box: Box
+    quad: Quad | None = None  # slanted regions (board bands): rectify from these corners
+    board_height: float | None = None  # board bands: estimated board height in pixels
+    score: float = 1.0
+    source: Literal["edges", "yolo"] = "edges"
+
+
+class RegionSet(FieldSet):
+    regions: list[Region] = Field(default_factory=list)
+
+
+class Crop(BaseModel):
+    """A preprocessed image of one region, ready for OCR."""
+
+    t: float
+    frame_key: str
+    crop_key: str
+    kind: RegionKind
+    box: Box  # the region in frame pixels
+    to_frame: list[list[float]]  # 3x3 homography: crop pixels -> frame pixels
+    single_line: bool = False  # recognition only (no text detection)
+
+
+class CropSet(RegionSet):
+    crops: list[Crop] = Field(default_factory=list)
+
+
 class TextRead(BaseModel):
     """One OCR text box."""
 
@@ -71,7 +130,8 @@ class TextRead(BaseModel):
     frame_key: str
     text: str
     score: float
-    box: Box
+    box: Box  # frame pixels
+    region: RegionKind = "frame"  # what was read: the whole frame or a region of that kind
 
 
 class TextSet(FrameSet):
@@ -88,6 +148,8 @@ class Detection(BaseModel):
     text: str = ""
     source: str = "ocr"
     match_score: float = 0.0
+    region: RegionKind = "frame"  # where it was read: whole frame, board band, board, overlay, logo
+    frame: str = ""  # image file name, for image and image-folder sources
 
 
 class Candidate(BaseModel):
@@ -155,6 +217,7 @@ class ReportBody(BaseModel):
     truncated: bool = False
     readable_until_s: float | None = None
     warnings: list[str] = Field(default_factory=list)
+    overlays: list[str] = Field(default_factory=list)  # debug overlay URLs (`--debug`)
     detections: list[Detection] = Field(default_factory=list)
     stats: StageStats = Field(default_factory=StageStats, exclude=True)
 

@@ -39,11 +39,13 @@ def render_files(report: Report) -> dict[str, str]:
     timeline.sort(key=lambda r: (r[1], r[0]))
     brands = [[b.brand, b.exposure_s, b.detections, len(b.segments),
                round(sum(s.confidence for s in b.segments) / len(b.segments), 4)] for b in report.brands]
-    detections = [[d.t, d.brand, d.confidence, d.text, *[round(v, 1) for v in d.box]] for d in report.detections]
+    detections = [[d.t, d.brand, d.confidence, d.text, *[round(v, 1) for v in d.box], d.region, d.frame]
+                  for d in report.detections]
     return {
         "timeline.csv": _csv(["brand", "start", "end", "duration_s", "confidence", "detections"], timeline),
         "brands.csv": _csv(["brand", "exposure_s", "detections", "segments", "mean_confidence"], brands),
-        "detections.csv": _csv(["t", "brand", "confidence", "text", "x1", "y1", "x2", "y2"], detections),
+        "detections.csv": _csv(["t", "brand", "confidence", "text", "x1", "y1", "x2", "y2", "region", "frame"],
+                               detections),
         # last: report.json appearing means the set is complete
         "report.json": json.dumps(report.model_dump(mode="json", exclude={"detections"}), indent=2) + "\n",
     }
@@ -59,6 +61,9 @@ def write_report(report: Report, out_dir: str | Path) -> Path:
             fh.write(text)
         os.replace(tmp, out / name)
     return out / "report.json"
+
+
+MAX_OVERLAY_LINKS = 200
 
 
 def markdown(report: Report, out_dir: str | None) -> str:
@@ -77,4 +82,10 @@ def markdown(report: Report, out_dir: str | None) -> str:
     lines += ["| " + " | ".join(map(str, row)) + " |" for row in stage_rows(report)]
     if out_dir:
         lines += ["", f"Files: `{Path(out_dir).resolve()}` (report.json, timeline.csv, brands.csv, detections.csv)"]
+    if report.overlays:
+        lines += ["", f"## Debug overlays ({len(report.overlays)})", ""]
+        lines += [f"- [{url.rsplit('/', 2)[-2].split('-')[0]} {url.rsplit('/', 1)[-1]}]({url})"
+                  for url in report.overlays[:MAX_OVERLAY_LINKS]]
+        if len(report.overlays) > MAX_OVERLAY_LINKS:
+            lines.append(f"- ... {len(report.overlays) - MAX_OVERLAY_LINKS} more in report.json `overlays`")
     return "\n".join(lines)

@@ -44,6 +44,7 @@ def compile_report(inputs: list[DetectionSet], config: CompileReportConfig, ctx:
         readable_until_s=min(readable) if readable else None,
         warnings=list(dict.fromkeys(n for m in inputs for n in m.notes)),
         detections=detections,
+        overlays=[ctx.store.url(k) for k in dict.fromkeys(k for m in inputs for k in m.overlays)],
         stats=StageStats(items_in=len(found), items_out=len(brands)),
     )
 

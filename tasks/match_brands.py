@@ -27,10 +27,11 @@ def match_brands(inputs: list[TextSet], config: MatchBrandsConfig, ctx: StageCon
     for read in texts.reads:
         by_frame[read.frame_key].append(read)
     detections, leftovers = [], []
+    names = {f.key: f.name for f in texts.frames}
     for frame_key, reads in by_frame.items():
         matches = matcher.match_frame(reads)
         used = {i for m in matches for i in m.reads}
-        detections += [_detection(m, reads) for m in matches]
+        detections += [_detection(m, reads, names.get(frame_key, "")) for m in matches]
         leftovers += [r for i, r in enumerate(reads) if i not in used and _worth_escalating(r, config)]
     unresolved = _candidates(leftovers[:config.max_unresolved], config, ctx)
     counts = {**texts.counts, "matched": len(detections), "unresolved": len(unresolved)}
@@ -38,11 +39,12 @@ def match_brands(inputs: list[TextSet], config: MatchBrandsConfig, ctx: StageCon
                        stats=StageStats(items_in=len(texts.reads), items_out=len(detections)))
 
 
-def _detection(m, reads: list[TextRead]) -> Detection:
+def _detection(m, reads: list[TextRead], frame_name: str) -> Detection:
     parts = [reads[i] for i in m.reads]
     ocr_score = sum(r.score for r in parts) / len(parts)
     return Detection(t=parts[0].t, brand=m.brand, confidence=round(ocr_score * m.score / 100, 4),
-                     box=union([r.box for r in parts]), text=m.text, match_score=m.score)
+                     box=union([r.box for r in parts]), text=m.text, match_score=m.score, region=parts[0].region,
+                     frame=frame_name)
 
 
 def _worth_escalating(read: TextRead, config: MatchBrandsConfig) -> bool:

@@ -50,6 +50,7 @@ class StageSpec:
     scope: Literal["chunk", "source"] = "chunk"  # source: one task over all chunks
     uses_brands: bool = False
     helpers: tuple[Callable, ...] = ()  # code whose changes must invalidate this stage's cache
+    key_extra: Callable[[Any], str] | None = None  # config -> digest of files it names (model weights)
 
     @cached_property
     def code_version(self) -> str:

@@ -11,7 +11,8 @@ from tests.conftest import run_mpr
 
 def test_profiles_list_and_show_resolved():
     listed = run_mpr("profiles")
-    assert listed.returncode == 0 and listed.stdout.startswith("soccer_broadcast")
+    assert listed.returncode == 0
+    assert [line.split()[0] for line in listed.stdout.splitlines()] == ["fast", "full_frame_ocr", "soccer_broadcast"]
     shown = run_mpr("profiles", "show", "soccer_broadcast", "--set", "match_brands.min_score=70")
     assert shown.returncode == 0, shown.stderr
     profile = yaml.safe_load(shown.stdout)

@@ -10,6 +10,7 @@ import json
 
 import cv2
 import fsspec
+import numpy as np
 import pytest
 
 from mpr.records import Report
@@ -17,7 +18,8 @@ from mpr.synth import ClipSpec, render_clip, write_brands_file
 from tests.conftest import run_mpr
 
 pytestmark = pytest.mark.slow
-UPSTREAM = ["extract_frames", "filter_scenes", "run_ocr"]
+VISION = ["field_segmentation", "detect_edges", "detect_objects", "preprocess"]
+UPSTREAM = ["extract_frames", "filter_scenes", *VISION, "run_ocr"]
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +60,7 @@ def test_cli_detects_brands_then_replays_only_what_changed(clip, shared_data, tm
     assert report["frames_analyzed"] == 20 and report["duration_s"] == 20.0
     for name in ("timeline.csv", "brands.csv", "detections.csv"):
         assert (tmp_path / "a" / name).stat().st_size > 0
-    assert "[5/5] compile_report[all] completed" in first.stderr  # progress is visible
+    assert "[9/9] compile_report[all] completed" in first.stderr  # progress is visible
     assert "Stages" in first.stdout and "exposure s" in first.stdout
 
     second = run_mpr("detect", clip["video"], "--brands", clip["brands"], "--out", tmp_path / "b",
@@ -76,6 +78,33 @@ def test_cli_detects_brands_then_replays_only_what_changed(clip, shared_data, tm
     assert tree.returncode == 0
     assert tree.stdout.count("match_brands [") == 2 and tree.stdout.count("run_ocr [") == 1
     assert "min_score=70.0" in tree.stdout and "min_score=80.0" in tree.stdout
+
+
+def test_changing_detect_edges_recomputes_it_and_downstream_only(clip, shared_data, tmp_path):
+    result = run_mpr("detect", clip["video"], "--brands", clip["brands"], "--out", tmp_path,
+                     "--set", "detect_edges.band_rows=1.5")
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    downstream = ["detect_edges", "detect_objects", "preprocess", "run_ocr", "match_brands", "compile_report"]
+    assert states(report) == {"extract_frames": "cached", "filter_scenes": "cached", "field_segmentation": "cached",
+                              **{s: "completed" for s in downstream}}
+
+
+def test_debug_overlays_are_written_and_linked(clip, shared_data, tmp_path):
+    from flows.detect import detect_brands
+    from mpr.reporting import markdown
+
+    frame = clip["folder"] / "frame.png"
+    cap = cv2.VideoCapture(str(clip["video"]))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, 125)
+    cv2.imwrite(str(frame), cap.read()[1])
+    report = detect_brands(str(frame), str(clip["brands"]), debug=True)
+    stages = {url.rsplit("/", 2)[-2].split("-")[0] for url in report.overlays}
+    assert stages == {"field_segmentation", "detect_edges", "detect_objects", "run_ocr"}
+    for url in report.overlays:
+        with fsspec.open(url, "rb") as f:
+            assert cv2.imdecode(np.frombuffer(f.read(), np.uint8), cv2.IMREAD_COLOR) is not None
+    assert "Debug overlays (4)" in markdown(report, None)
 
 
 def test_python_api_returns_a_typed_report_and_reuses_checkpoints(clip, shared_data):
@@ -129,7 +158,8 @@ def test_truncated_clip_is_analysed_to_its_last_good_frame(clip, shared_data, tm
                            overrides={"extract_frames": {"chunk_s": 2}})
     assert report.truncated and report.readable_until_s is not None and report.readable_until_s < 6
     assert {s.name: s.chunks for s in report.stages} == {
-        "extract_frames": 3, "filter_scenes": 3, "run_ocr": 3, "match_brands": 3, "compile_report": 1}
+        **{stage: 3 for stage in ["extract_frames", "filter_scenes", *VISION, "run_ocr", "match_brands"]},
+        "compile_report": 1}
     assert report.frames_analyzed == int(report.readable_until_s) + 1
     assert all(s.end <= report.readable_until_s for b in report.brands for s in b.segments)
     assert any("truncated or corrupt" in w for w in report.warnings)

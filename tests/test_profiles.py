@@ -33,9 +33,16 @@ def error_of(*args, **kwargs) -> str:
 
 
 def test_shipped_profiles_load_and_order_topologically():
-    assert "soccer_broadcast" in list_profiles()
+    assert {"soccer_broadcast", "fast", "full_frame_ocr"} <= set(list_profiles())
     profile = load_profile("soccer_broadcast")
-    assert profile.stages == ["extract_frames", "filter_scenes", "run_ocr", "match_brands", "compile_report"]
+    assert profile.stages == ["extract_frames", "filter_scenes", "field_segmentation", "detect_edges",
+                              "detect_objects", "preprocess", "run_ocr", "match_brands", "compile_report"]
+    assert sorted(str(e) for e in profile.upstream("detect_objects")) == [
+        "detect_edges -> detect_objects", "filter_scenes -> detect_objects"]
+    assert load_profile("full_frame_ocr").stages == ["extract_frames", "filter_scenes", "run_ocr", "match_brands",
+                                                     "compile_report"]
+    fast = load_profile("fast")
+    assert fast.stages == profile.stages and fast.configs["run_ocr"].full_frame == "never"
     assert profile.configs["extract_frames"].fps == 1.0
     assert [str(e) for e in profile.upstream("compile_report")] == ["match_brands -> compile_report [resolved]"]
 
@@ -100,7 +107,7 @@ def test_profile_errors_name_profile_stage_and_key(tmp_path, text, expected):
 
 @pytest.mark.parametrize("overrides, expected", [
     ({"match_brands": {"min_scor": 1}}, "stage match_brands: key min_scor: unknown key"),
-    ({"detect_objects": {"x": 1}}, "stage detect_objects: unknown stage"),
+    ({"escalate_tarot": {"x": 1}}, "stage escalate_tarot: unknown stage"),
     ({"match_brands": {"min_score": 101}}, "key min_score: Input should be less than or equal to 100"),
     ({"match_brands": 5}, "stage match_brands: overrides must be a mapping"),
 ])

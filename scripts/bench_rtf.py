@@ -1,0 +1,93 @@
+"""Real-time factor of profiles on a >= 5-minute 720p clip looped from the dev clips, in one run.
+
+    python scripts/bench_rtf.py [--minutes 5] [--profiles soccer_broadcast fast full_frame_ocr] [--json]
+
+The dev clips (../shared/data/real-dev) are scaled and padded to 1280x720, joined and
+looped with ffmpeg (imageio-ffmpeg) into a cache folder outside the repository. Each
+profile runs in this process against a fresh, empty checkpoint store (nothing cached),
+one after the other on the same input; RTF = video seconds / wall seconds of the flow.
+Prints per-stage seconds and each profile's speed relative to the last one listed
+(the full-frame-OCR baseline by default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+REAL_DEV = ROOT.parent / "shared" / "data" / "real-dev"
+CLIPS = ["02_bundesliga_dfl_08fd33_4_848x478.mp4", "03_japan_tajikistan_nhk_360p.mp4"]
+BRANDS = ["flatex", "apotal.de", "PUMA", "Santander", "sonepar", "ELTEN", "reuter.com", "Audi", "Holland Casino",
+          "KIRIN", "adidas", "NHK"]
+
+
+def looped_clip(minutes: float, cache: Path) -> Path:
+    import imageio_ffmpeg
+
+    ffmpeg = imageio_ffmpeg.get_ffmpeg_exe()
+    cache.mkdir(parents=True, exist_ok=True)
+    base, out = cache / "dev_720p.mp4", cache / f"dev_720p_{minutes:g}min.mp4"
+    if not base.exists():
+        fit = "scale=1280:720:force_original_aspect_ratio=decrease,pad=1280:720:(ow-iw)/2:(oh-ih)/2,setsar=1,fps=25"
+        graph = f"[0:v]{fit}[a];[1:v]{fit}[b];[a][b]concat=n=2:v=1[v]"
+        subprocess.run([ffmpeg, "-y", "-loglevel", "error", *sum([["-i", str(REAL_DEV / c)] for c in CLIPS], []),
+                        "-filter_complex", graph, "-map", "[v]", "-c:v", "libx264", "-preset", "veryfast",
+                        "-crf", "20", "-g", "50", str(base)], check=True)
+    if not out.exists():
+        subprocess.run([ffmpeg, "-y", "-loglevel", "error", "-stream_loop", "-1", "-i", str(base), "-t",
+                        str(minutes * 60), "-c", "copy", str(out)], check=True)
+    return out
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=5.0)
+    parser.add_argument("--profiles", nargs="+", default=["soccer_broadcast", "fast", "full_frame_ocr"])
+    parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "mpr-bench")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    if not REAL_DEV.exists():
+        print(f"skipped: {REAL_DEV} is absent")
+        return 0
+    clip = looped_clip(args.minutes, args.cache)
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+    from flows.detect import detect_brands
+
+    rows = []
+    for profile in args.profiles:
+        with tempfile.TemporaryDirectory() as data:
+            os.environ["MPR_DATA_DIR"] = data  # an empty store: nothing cached
+            start = time.perf_counter()
+            report = detect_brands(str(clip), [{"name": b} for b in BRANDS], profile)
+            wall = time.perf_counter() - start
+        rows.append({"profile": profile, "video_s": report.duration_s, "wall_s": round(wall, 1),
+                     "real_time_factor": round(report.duration_s / wall, 2),
+                     "frames": report.frames_analyzed, "brands": len(report.brands),
+                     "stages": {s.name: s.seconds for s in report.stages}})
+    base = rows[-1]["real_time_factor"]
+    for row in rows:
+        row["speed_vs_" + rows[-1]["profile"]] = round(row["real_time_factor"] / base, 2)
+    if args.json:
+        print(json.dumps({"clip": str(clip), "cpus": os.cpu_count(), "runs": rows}, indent=1))
+        return 0
+    print(f"clip: {clip.name} ({rows[0]['video_s']:.0f} s, 1280x720), {os.cpu_count()} CPUs, 1 fps")
+    print(f"{'profile':<18} {'wall s':>7} {'RTF':>6} {'vs ' + rows[-1]['profile']:>20} {'brands':>6}")
+    for row in rows:
+        print(f"{row['profile']:<18} {row['wall_s']:>7.1f} {row['real_time_factor']:>6.2f} "
+              f"{row['speed_vs_' + rows[-1]['profile']]:>19.2f}x {row['brands']:>6}")
+    print("\nstage seconds (compute, summed over chunks; stages overlap across chunks)")
+    for row in rows:
+        print(f"{row['profile']:<18} " + ", ".join(f"{k} {v:.1f}" for k, v in row["stages"].items()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

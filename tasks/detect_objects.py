@@ -1,0 +1,73 @@
+"""detect_objects: YOLO boxes (boards, overlays, logos) merged with detect_edges' region hints."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+from pydantic import Field
+
+from mpr.records import FieldSet, FrameSet, Region, RegionSet, StageStats
+from mpr.vision import debug
+from mpr.vision.detector import DEFAULT_WEIGHTS, get_detector, nms, weights_digest
+from mpr.vision.rectify import covered
+from tasks.stage import StageConfig, StageContext, StageSpec
+
+KINDS = ("board_band", "board", "overlay", "logo")
+
+
+class DetectObjectsConfig(StageConfig):
+    backend: Literal["onnx", "ultralytics"] = Field("onnx", description="onnx (onnxruntime, no torch) or ultralytics")
+    weights: str = Field(DEFAULT_WEIGHTS, max_length=1000, description="model file; relative paths: the project")
+    conf: float = Field(0.25, ge=0.01, le=1, description="minimum YOLO box score")
+    iou: float = Field(0.5, ge=0.05, le=1, description="NMS overlap limit")
+    classes: tuple[Literal["board", "overlay", "logo"], ...] = Field(("board", "overlay", "logo"),
+                                                                      description="YOLO classes kept")
+    max_boxes: int = Field(40, ge=0, le=1000, description="YOLO boxes kept per frame, best first")
+    hint_score: float = Field(0.5, ge=0, le=1, description="score given to region hints when merging")
+    band_cover: float = Field(0.8, ge=0, le=1, description="drop YOLO boards this much inside a board band")
+    threads: int = Field(0, ge=0, le=64, description="onnxruntime threads (0: all cores)")
+    device: str = Field("", max_length=32, description="ultralytics device, e.g. cuda:0")
+    debug: bool = Field(False, description="write box overlays to the artifact store")
+
+
+def detect_objects(inputs: list[FrameSet], config: DetectObjectsConfig, ctx: StageContext) -> RegionSet:
+    hints = [m for m in inputs if isinstance(m, RegionSet)]
+    base = hints[0] if hints else inputs[0]
+    detector = get_detector(config.backend, config.weights, config.threads, config.device)
+    hint_regions = [r for m in hints for r in m.regions]
+    regions, overlays, found = [], [], 0
+    for frame in base.kept:
+        image = ctx.store.get_image(frame.key)
+        boxes = [b for b in detector.detect(image, config.conf, config.iou) if b.name in config.classes]
+        boxes = sorted(boxes, key=lambda b: -b.score)[:config.max_boxes]
+        found += len(boxes)
+        own = [Region(t=frame.t, frame_key=frame.key, kind=b.name, box=b.box, score=round(b.score, 4), source="yolo")
+               for b in boxes]
+        frame_regions = merge_regions([r for r in hint_regions if r.frame_key == frame.key] + own, config)
+        regions += frame_regions
+        if config.debug:
+            overlays.append(ctx.store.put_image(f"debug/{ctx.key}/{frame.index:06d}.jpg",
+                                                debug.draw_regions(image, frame_regions)))
+    fields = base.fields if isinstance(base, FieldSet) else []
+    return base.carry(RegionSet, fields=fields, regions=regions, overlays=base.overlays + overlays,
+                      counts={**base.counts, "yolo_boxes": found},
+                      stats=StageStats(items_in=len(base.kept), items_out=len(regions)))
+
+
+def merge_regions(regions: list[Region], config: DetectObjectsConfig) -> list[Region]:
+    """Class-aware NMS over hints and YOLO boxes, then drop YOLO boards a board band already covers."""
+    if not regions:
+        return []
+    boxes = np.array([r.box for r in regions], float)
+    scores = np.array([config.hint_score if r.source == "edges" else r.score for r in regions])
+    classes = np.array([KINDS.index(r.kind) for r in regions])
+    kept = [regions[i] for i in sorted(nms(boxes, scores, classes, 0.0, config.iou))]
+    bands = [r.box for r in kept if r.kind == "board_band"]
+    return [r for r in kept
+            if not (r.kind == "board" and any(covered(r.box, b) >= config.band_cover for b in bands))]
+
+
+STAGE = StageSpec("detect_objects", detect_objects, DetectObjectsConfig, accepts=FrameSet, produces=RegionSet,
+                  helpers=(get_detector, covered, debug.draw_regions),
+                  key_extra=lambda config: weights_digest(config.weights))
