@@ -54,7 +54,7 @@ class RapidOcrEngine:
 
     def read(self, image: np.ndarray) -> list[tuple[str, float, Box]]:
         with self._lock:
-            out = self._ocr(image, use_det=True, use_cls=True, use_rec=True)
+            out = self._ocr(image, use_det=True, use_cls=False, use_rec=True)  # broadcast text is upright
         if out.boxes is None or out.txts is None:
             return []
         results = []

@@ -12,7 +12,7 @@ from tasks.stage import StageConfig, StageContext, StageSpec
 
 class PreprocessConfig(StageConfig):
     kinds: tuple[RegionKind, ...] = Field(("board_band", "board", "overlay", "logo"), description="regions to crop")
-    board_height: int = Field(56, ge=8, le=256, description="board-band strips are scaled so boards are this tall")
+    board_height: int = Field(40, ge=8, le=256, description="board-band strips are scaled so boards are this tall")
     band_height: tuple[int, int] = Field((48, 192), description="smallest and largest band strip height, pixels")
     padding: float = Field(0.15, ge=0, le=2, description="padding around boxes, x box height")
     min_text_height: int = Field(40, ge=8, le=512, description="boxes are upscaled to at least this height")

@@ -27,7 +27,7 @@ class RunOcrConfig(StageConfig):
     det_limit_side_len: int = Field(736, ge=64, le=4096, description="text-detector input size for whole frames")
     crop_limit_side_len: int = Field(2048, ge=64, le=8192, description="longest crop side the text detector sees")
     full_frame: Literal["never", "low_pitch", "no_band", "always"] = Field(
-        "no_band", description="with crops, also read whole frames: never; low_pitch frames; frames without a "
+        "always", description="with crops, also read whole frames: never; low_pitch frames; frames without a "
                                "board band (low_pitch ones included: close-ups and medium shots, where shirts "
                                "carry the brands); always")
     banded_long_side: int = Field(0, ge=0, le=4096, description=(
