@@ -177,11 +177,10 @@ def train(data_yaml: Path, work_dir: Path, model: str, epochs: int, imgsz: int, 
     best = work_dir / "runs" / "train" / "weights" / "best.pt"
     last = best.with_name("last.pt")
     weights = best if best.is_file() else last
-    ckpt = torch.load(weights, map_location="cpu", weights_only=False)
     hardware = (torch.cuda.get_device_name(0) if device == 0
                 else f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
     return {"weights": str(weights), "seconds": seconds, "device": str(device), "hardware": hardware,
-            "epochs_done": int(ckpt.get("epoch", -1)) + 1 if ckpt.get("epoch", -1) >= 0 else epochs,
+            "epochs_done": _epochs_done(weights),
             "args": {k: v for k, v in args.items() if k not in ("project",)},
             "torch": torch.__version__}
 
@@ -196,7 +195,15 @@ def _trained_info(weights: str) -> dict:
     ckpt = torch.load(weights, map_location="cpu", weights_only=False)
     args = dict(ckpt.get("train_args") or {})
     return {"weights": weights, "seconds": None, "device": "?", "hardware": "unknown", "args": args,
-            "epochs_done": int(ckpt.get("epoch", -2)) + 1, "torch": torch.__version__}
+            "epochs_done": _epochs_done(weights), "torch": torch.__version__}
+
+
+def _epochs_done(weights: str | Path) -> int | None:
+    """Completed epochs: the rows of results.csv in the run directory (weights/../results.csv)."""
+    results = Path(weights).parent.parent / "results.csv"
+    if not results.is_file():
+        return None
+    return max(0, len(results.read_text().strip().splitlines()) - 1)
 
 
 @task(name="export-onnx", persist_result=False)
@@ -334,8 +341,8 @@ def model_card(info: dict) -> str:
         "## Known limitations",
         "",
         "- Small model trained briefly from scratch on CPU: treat it as a region proposer for OCR, not a "
-        "finished detector.  Expect missed small logos (under ~12 px high at 1280x720) and boxes on "
-        "text-like clutter.",
+        "finished detector.  The gap between the synthetic and the real numbers above is the domain gap: "
+        "on real frames it misses many logos and fires on clutter.",
         "- The synthetic scenes are simple (flat boards, stick-like players, crowd texture); real stadium "
         "structure, stand banners, pitch-side mats and real shirts look different.",
         "- The real evaluation set is tiny (11-12 frames, one league, one broadcaster).",
