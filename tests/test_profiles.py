@@ -42,7 +42,7 @@ def test_shipped_profiles_load_and_order_topologically():
     assert load_profile("full_frame_ocr").stages == ["extract_frames", "filter_scenes", "run_ocr", "match_brands",
                                                      "compile_report"]
     fast = load_profile("fast")
-    assert fast.stages == profile.stages and fast.configs["run_ocr"].full_frame == "never"
+    assert fast.stages == profile.stages and fast.configs["run_ocr"].full_frame == "no_band"
     assert profile.configs["extract_frames"].fps == 1.0
     assert [str(e) for e in profile.upstream("compile_report")] == ["match_brands -> compile_report [resolved]"]
 
