@@ -30,7 +30,9 @@ def detect_edges(inputs: list[FieldSet], config: DetectEdgesConfig, ctx: StageCo
     for info in field_in.fields:
         image = ctx.store.get_image(info.frame_key)
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-        smalls.append(cv2.resize(gray, None, fx=info.mask_scale, fy=info.mask_scale, interpolation=cv2.INTER_AREA))
+        if config.overlays:  # downscaled frames for the steady-overlay search
+            smalls.append(cv2.resize(gray, None, fx=info.mask_scale, fy=info.mask_scale,
+                                     interpolation=cv2.INTER_AREA))
         if info.low_pitch:
             continue
         mask = ctx.store.get_image(info.mask_key, cv2.IMREAD_GRAYSCALE)

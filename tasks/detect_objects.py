@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Literal
 
 import numpy as np
@@ -35,7 +36,9 @@ def detect_objects(inputs: list[FrameSet], config: DetectObjectsConfig, ctx: Sta
     hints = [m for m in inputs if isinstance(m, RegionSet)]
     base = hints[0] if hints else inputs[0]
     detector = get_detector(config.backend, config.weights, config.threads, config.device)
-    hint_regions = [r for m in hints for r in m.regions]
+    hints_of: dict[str, list[Region]] = defaultdict(list)
+    for region in (r for m in hints for r in m.regions):
+        hints_of[region.frame_key].append(region)
     regions, overlays, found = [], [], 0
     for frame in base.kept:
         image = ctx.store.get_image(frame.key)
@@ -44,7 +47,7 @@ def detect_objects(inputs: list[FrameSet], config: DetectObjectsConfig, ctx: Sta
         found += len(boxes)
         own = [Region(t=frame.t, frame_key=frame.key, kind=b.name, box=b.box, score=round(b.score, 4), source="yolo")
                for b in boxes]
-        frame_regions = merge_regions([r for r in hint_regions if r.frame_key == frame.key] + own, config)
+        frame_regions = merge_regions(hints_of[frame.key] + own, config)
         regions += frame_regions
         if config.debug:
             overlays.append(ctx.store.put_image(f"debug/{ctx.key}/{frame.index:06d}.jpg",

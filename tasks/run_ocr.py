@@ -8,6 +8,7 @@ and, per `full_frame`, as a fallback for frames the vision stages could not cove
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Literal
 
 import numpy as np
@@ -40,10 +41,13 @@ class RunOcrConfig(StageConfig):
 def run_ocr(inputs: list[FrameSet], config: RunOcrConfig, ctx: StageContext) -> TextSet:
     (frames_in,) = inputs
     crops = frames_in.crops if isinstance(frames_in, CropSet) else None
+    crops_of: dict[str, list] = defaultdict(list)
+    for crop in crops or []:
+        crops_of[crop.frame_key].append(crop)
     reads, overlays, items = [], [], 0
     for frame in frames_in.kept:
         frame_reads = []
-        mine = [c for c in crops if c.frame_key == frame.key] if crops is not None else []
+        mine = crops_of[frame.key]
         for crop in mine:
             frame_reads += _read_crop(crop, config, ctx)
         image = None
