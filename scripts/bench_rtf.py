@@ -52,6 +52,7 @@ def main(argv=None) -> int:
     parser.add_argument("--minutes", type=float, default=5.0)
     parser.add_argument("--profiles", nargs="+", default=["soccer_broadcast", "fast", "full_frame_ocr"])
     parser.add_argument("--cache", type=Path, default=Path.home() / ".cache" / "mpr-bench")
+    parser.add_argument("--set", dest="sets", action="append", default=[], help="stage.key=value for every profile")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if not REAL_DEV.exists():
@@ -60,17 +61,19 @@ def main(argv=None) -> int:
     clip = looped_clip(args.minutes, args.cache)
     os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
     from flows.detect import detect_brands
+    from mpr.profiles import parse_set
 
     rows = []
     for profile in args.profiles:
         with tempfile.TemporaryDirectory() as data:
             os.environ["MPR_DATA_DIR"] = data  # an empty store: nothing cached
             start = time.perf_counter()
-            report = detect_brands(str(clip), [{"name": b} for b in BRANDS], profile)
+            report = detect_brands(str(clip), [{"name": b} for b in BRANDS], profile, parse_set(args.sets))
             wall = time.perf_counter() - start
         rows.append({"profile": profile, "video_s": report.duration_s, "wall_s": round(wall, 1),
                      "real_time_factor": round(report.duration_s / wall, 2),
                      "frames": report.frames_analyzed, "brands": len(report.brands),
+                     "brand_seconds": {b.brand: round(b.exposure_s) for b in report.brands},
                      "stages": {s.name: s.seconds for s in report.stages}})
     base = rows[-1]["real_time_factor"]
     for row in rows:
@@ -83,6 +86,9 @@ def main(argv=None) -> int:
     for row in rows:
         print(f"{row['profile']:<18} {row['wall_s']:>7.1f} {row['real_time_factor']:>6.2f} "
               f"{row['speed_vs_' + rows[-1]['profile']]:>19.2f}x {row['brands']:>6}")
+    print("\nbrand seconds")
+    for row in rows:
+        print(f"{row['profile']:<18} " + ", ".join(f"{k} {v}" for k, v in row["brand_seconds"].items()))
     print("\nstage seconds (compute, summed over chunks; stages overlap across chunks)")
     for row in rows:
         print(f"{row['profile']:<18} " + ", ".join(f"{k} {v:.1f}" for k, v in row["stages"].items()))

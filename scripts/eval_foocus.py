@@ -54,6 +54,7 @@ def main(argv=None) -> int:
     parser.add_argument("--profile", default="soccer_broadcast")
     parser.add_argument("--split", choices=["all", "heldout", "train"], default="all")
     parser.add_argument("--set", dest="sets", action="append", default=[])
+    parser.add_argument("--misses", action="store_true", help="list every labelled box not found")
     args = parser.parse_args(argv)
     if not LABELS.exists():
         print(f"skipped: {FOOCUS} is absent")
@@ -81,6 +82,8 @@ def main(argv=None) -> int:
             if hit:
                 found[brand] += 1
                 by_region[hit.region] += 1
+            elif args.misses:
+                print(f"missed {brand} {name} {tuple(round(v) for v in box)}")
     print(f"foocus labelled frames ({args.split}: {len(names)} images), profile {args.profile}, IoU >= {IOU}")
     print(f"{'brand':<10} {'found':>6} {'labelled':>9} {'recall':>7}")
     for brand in SCORED:

@@ -13,7 +13,10 @@ from tasks.stage import StageConfig, StageContext, StageSpec
 class PreprocessConfig(StageConfig):
     kinds: tuple[RegionKind, ...] = Field(("board_band", "board", "overlay", "logo"), description="regions to crop")
     board_height: int = Field(40, ge=8, le=256, description="board-band strips are scaled so boards are this tall")
-    band_height: tuple[int, int] = Field((48, 192), description="smallest and largest band strip height, pixels")
+    band_height: tuple[int, int] = Field((48, 256), description="smallest and largest band strip height, pixels")
+    short_side: int = Field(960, ge=0, le=4320, description=(
+        "crops are enlarged at least as much as a frame enlarged to this short side (low-resolution "
+        "broadcasts: board text is a few pixels tall, and a measured board height can be a whole stand tier)"))
     padding: float = Field(0.15, ge=0, le=2, description="padding around boxes, x box height")
     min_text_height: int = Field(40, ge=8, le=512, description="boxes are upscaled to at least this height")
     max_upscale: float = Field(4.0, ge=1, le=8, description="largest upscaling factor")
@@ -51,7 +54,9 @@ def _prepare(image: np.ndarray, region: Region, bands: list[Region], config: Pre
     if region.quad:
         (x0, y0), (x1, y1), (x2, y2), (x3, y3) = region.quad
         band_h = ((y3 - y0) + (y2 - y1)) / 2
-        scale = min(config.max_upscale, max(1.0, config.board_height / max(region.board_height or band_h, 1.0)))
+        zoom = max(1.0, config.board_height / max(region.board_height or band_h, 1.0),
+                   config.short_side / min(image.shape[:2]))
+        scale = min(config.max_upscale, zoom)
         lo, hi = config.band_height
         return rectify_quad(image, region.quad, int(np.clip(band_h * scale, lo, hi)), config.max_width)
     angle = 0.0
@@ -60,7 +65,8 @@ def _prepare(image: np.ndarray, region: Region, bands: list[Region], config: Pre
         if band is not None:
             (x0, y0), (x1, y1) = band.quad[3], band.quad[2]  # the band's bottom edge
             angle = float(np.degrees(np.arctan2(y1 - y0, x1 - x0)))
-    return crop_box(image, region.box, config.padding, config.min_text_height, config.max_upscale, angle)
+    return crop_box(image, region.box, config.padding, config.min_text_height, config.max_upscale, angle,
+                    config.short_side / min(image.shape[:2]))
 
 
 def _single_line(region: Region, config: PreprocessConfig) -> bool:

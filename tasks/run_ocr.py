@@ -1,22 +1,24 @@
-"""run_ocr: read text on crops and board bands, or on whole frames.
+"""run_ocr: find text lines in crops, board strips and whole frames, then recognise each line once.
 
-With crops from preprocess, single-line crops get recognition only and bands/boxes get
-detection + recognition at their own size; boxes are mapped back to frame pixels.
-Whole frames are read when the input has no crops (a profile without vision stages)
-and, per `full_frame`, as a fallback for frames the vision stages could not cover.
+Per frame, every image read (the crops preprocess made and, per `full_frame`, the whole
+frame) goes through the text detector; the lines found are mapped to frame pixels, lines
+that two images saw are kept once (from the image that shows them largest), and the rest
+are recognised in one batch. Single-line logo crops skip detection. Without crops (a
+profile without vision stages) whole frames are read.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 from pydantic import Field
 
 from mpr.matching import tokens
-from mpr.ocr import get_engine
-from mpr.records import CropSet, FrameSet, StageStats, TextRead, TextSet
+from mpr.ocr import Runtime, detect_scale, get_engine, line_image
+from mpr.records import Box, CropSet, FrameSet, RegionKind, StageStats, TextRead, TextSet
 from mpr.vision import debug
 from mpr.vision.rectify import covered, iou, map_box
 from tasks.stage import StageConfig, StageContext, StageSpec
@@ -24,8 +26,11 @@ from tasks.stage import StageConfig, StageContext, StageSpec
 
 class RunOcrConfig(StageConfig):
     engine: Literal["rapidocr"] = Field("rapidocr", description="OCR engine")
+    runtime: Runtime = Field("openvino", description="inference library the OCR models run on")
     min_text_score: float = Field(0.5, ge=0, le=1, description="drop text lines read with less confidence")
-    det_limit_side_len: int = Field(736, ge=64, le=4096, description="text-detector input size for whole frames")
+    det_limit_side_len: int = Field(736, ge=64, le=4096, description=(
+        "whole frames: the text detector sees frames with a shorter short side enlarged to this"))
+    det_max_side: int = Field(2000, ge=64, le=4096, description="whole frames: longest side the text detector sees")
     crop_limit_side_len: int = Field(2048, ge=64, le=8192, description="longest crop side the text detector sees")
     full_frame: Literal["never", "low_pitch", "no_band", "always"] = Field(
         "always", description="with crops, also read whole frames: never; low_pitch frames; frames without a "
@@ -34,8 +39,20 @@ class RunOcrConfig(StageConfig):
     banded_long_side: int = Field(0, ge=0, le=4096, description=(
         "with full_frame no_band: frames that have a board band are also read whole, downscaled to this long "
         "side, for large text the crops miss (shirts in medium shots, graphics); 0: not read"))
-    threads: int = Field(0, ge=0, le=64, description="onnxruntime threads (0: all cores)")
+    same_line_iou: float = Field(0.5, gt=0, le=1, description=(
+        "lines two images found that overlap this much in the frame are recognised once (1: always twice)"))
+    threads: int = Field(0, ge=0, le=64, description="inference threads (0: all cores)")
     debug: bool = Field(False, description="write OCR text overlays to the artifact store")
+
+
+@dataclass
+class Line:
+    """A text line found in one image, before recognition."""
+
+    pixels: np.ndarray  # the straightened line, from the image that found it
+    box: Box  # frame pixels
+    zoom: float  # image pixels per frame pixel: lines seen larger are recognised in preference
+    region: RegionKind
 
 
 def run_ocr(inputs: list[FrameSet], config: RunOcrConfig, ctx: StageContext) -> TextSet:
@@ -44,20 +61,23 @@ def run_ocr(inputs: list[FrameSet], config: RunOcrConfig, ctx: StageContext) -> 
     crops_of: dict[str, list] = defaultdict(list)
     for crop in crops or []:
         crops_of[crop.frame_key].append(crop)
+    engine = get_engine(config.engine, runtime=config.runtime, threads=config.threads)
     reads, overlays, items = [], [], 0
     for frame in frames_in.kept:
-        frame_reads = []
         mine = crops_of[frame.key]
-        for crop in mine:
-            frame_reads += _read_crop(crop, config, ctx)
+        lines = [line for crop in mine for line in _crop_lines(crop, engine, config, ctx)]
         image = None
-        size, long_side = (config.det_limit_side_len, False) if crops is None else \
-            _full_frame_size(frames_in, frame.key, mine, config)
-        if size:
+        scale = _frame_scale(frames_in, frame, mine, config)
+        if scale:
             image = ctx.store.get_image(frame.key)
-            frame_reads += _read_frame(image, frame, size, long_side, config)
+            lines += _frame_lines(image, scale, engine)
         items += len(mine) + (image is not None)
-        frame_reads = dedupe(frame_reads)
+        lines = distinct(lines, config.same_line_iou)
+        texts = engine.recognize([line.pixels for line in lines])
+        frame_reads = dedupe([TextRead(t=frame.t, frame_key=frame.key, text=text.strip(), score=score,
+                                       box=line.box, region=line.region)
+                              for line, (text, score) in zip(lines, texts)
+                              if score >= config.min_text_score and text.strip()])
         reads += frame_reads
         if config.debug and frame_reads:
             image = image if image is not None else ctx.store.get_image(frame.key)
@@ -67,42 +87,59 @@ def run_ocr(inputs: list[FrameSet], config: RunOcrConfig, ctx: StageContext) -> 
                            stats=StageStats(items_in=items, items_out=len(reads)))
 
 
-def _full_frame_size(frames_in: CropSet, frame_key: str, crops: list, config: RunOcrConfig) -> tuple[int, bool]:
-    """Text-detector size for reading this whole frame too (0: crops only), and whether it caps the long side."""
-    whole = (config.det_limit_side_len, False)
-    if config.full_frame in ("always", "never"):
-        return whole if config.full_frame == "always" else (0, False)
-    info = frames_in.field(frame_key)
+def _frame_scale(frames_in: FrameSet, frame, crops: list, config: RunOcrConfig) -> float:
+    """How the whole frame is read too: 0 (crops only), or the text detector's scale for it."""
+    shape = (frame.height, frame.width)
+    whole = detect_scale(shape, config.det_limit_side_len, config.det_max_side)
+    if not isinstance(frames_in, CropSet) or config.full_frame == "always":
+        return whole
+    if config.full_frame == "never":
+        return 0
+    info = frames_in.field(frame.key)
     if info is None or info.low_pitch:
         return whole
     if config.full_frame == "no_band":
-        has_band = any(c.kind == "board_band" for c in crops)
-        return (config.banded_long_side, True) if has_band else whole
-    return 0, False
+        if not any(c.kind == "board_band" for c in crops):
+            return whole
+        return min(1.0, config.banded_long_side / max(shape[:2])) if config.banded_long_side else 0
+    return 0
 
 
-def _read_frame(image: np.ndarray, frame, size: int, long_side: bool, config: RunOcrConfig) -> list[TextRead]:
-    if long_side:  # downscaled whole frame: the crop engine caps the long side
-        engine = get_engine(config.engine, det_limit_side_len=size, threads=config.threads, crops=True)
-    else:
-        engine = get_engine(config.engine, det_limit_side_len=size, threads=config.threads)
-    return [TextRead(t=frame.t, frame_key=frame.key, text=text.strip(), score=score, box=box)
-            for text, score, box in engine.read(image) if score >= config.min_text_score and text.strip()]
+def _frame_lines(image: np.ndarray, scale: float, engine) -> list[Line]:
+    return [Line(line_image(image, q), _quad_box(q), 1.0, "frame") for q in engine.detect(image, scale)]
 
 
-def _read_crop(crop, config: RunOcrConfig, ctx: StageContext) -> list[TextRead]:
-    engine = get_engine(config.engine, det_limit_side_len=config.crop_limit_side_len, threads=config.threads,
-                        crops=True)
+def _crop_lines(crop, engine, config: RunOcrConfig, ctx: StageContext) -> list[Line]:
     image = ctx.store.get_image(crop.crop_key)
     to_frame = np.array(crop.to_frame)
+    h, w = image.shape[:2]
     if crop.single_line:
-        text, score = engine.recognize(image)
-        found = [(text, score, (0.0, 0.0, float(image.shape[1]), float(image.shape[0])))]
+        quads = [np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)]
+        pixels = [image]
     else:
-        found = engine.read(image)
-    return [TextRead(t=crop.t, frame_key=crop.frame_key, text=text.strip(), score=score,
-                     box=map_box(to_frame, box), region=crop.kind)
-            for text, score, box in found if score >= config.min_text_score and text.strip()]
+        quads = engine.detect(image, min(1.0, config.crop_limit_side_len / max(h, w)))
+        pixels = [line_image(image, q) for q in quads]
+    lines = []
+    for quad, px in zip(quads, pixels):
+        box = map_box(to_frame, _quad_box(quad))
+        lines.append(Line(px, box, (_quad_box(quad)[3] - _quad_box(quad)[1]) / max(box[3] - box[1], 1e-6),
+                          crop.kind))
+    return lines
+
+
+def _quad_box(quad: np.ndarray) -> Box:
+    return (float(quad[:, 0].min()), float(quad[:, 1].min()), float(quad[:, 0].max()), float(quad[:, 1].max()))
+
+
+def distinct(lines: list[Line], same_iou: float) -> list[Line]:
+    """Drop lines another image found at the same place, keeping the one seen largest."""
+    if same_iou >= 1:
+        return lines
+    kept: list[Line] = []
+    for line in sorted(lines, key=lambda ln: -ln.zoom):
+        if all(iou(k.box, line.box) < same_iou for k in kept):
+            kept.append(line)
+    return kept
 
 
 def dedupe(reads: list[TextRead]) -> list[TextRead]:
@@ -117,4 +154,4 @@ def dedupe(reads: list[TextRead]) -> list[TextRead]:
 
 
 STAGE = StageSpec("run_ocr", run_ocr, RunOcrConfig, accepts=FrameSet, produces=TextSet,
-                  helpers=(get_engine, map_box, debug.draw_reads))
+                  helpers=(get_engine, line_image, detect_scale, map_box, debug.draw_reads))

@@ -101,6 +101,8 @@ def test_small_crops_are_upscaled_and_map_back():
     tilted, to_frame = crop_box(img, (200, 100, 260, 110), 0.5, 40, 4, angle=8)
     centre = map_box(to_frame, (tilted.shape[1] / 2, tilted.shape[0] / 2, tilted.shape[1] / 2, tilted.shape[0] / 2))
     assert np.allclose(centre[:2], (230, 105), atol=1.0)
+    big, _ = crop_box(img, (200, 100, 260, 180), 0.0, 40, 4, min_scale=2.0)  # a low-resolution frame's box
+    assert big.shape[:2] == (160, 120)
 
 
 def test_letterbox_keeps_aspect():

@@ -29,15 +29,15 @@ def rectify_quad(image: np.ndarray, quad: Quad, out_height: int, max_width: int 
 
 
 def crop_box(image: np.ndarray, box: Box, padding: float, min_height: int, max_upscale: float,
-             angle: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """Crop box plus padding (x its height), upscaled so it is at least min_height tall,
-    and rotated by -angle degrees (deskew along the board line)."""
+             angle: float = 0.0, min_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Crop box plus padding (x its height), upscaled so it is at least min_height tall (and
+    by at least min_scale), and rotated by -angle degrees (deskew along the board line)."""
     h, w = image.shape[:2]
     x1, y1, x2, y2 = box
     pad = padding * (y2 - y1)
     x1, y1 = max(0.0, x1 - pad), max(0.0, y1 - pad)
     x2, y2 = min(float(w), x2 + pad), min(float(h), y2 + pad)
-    scale = float(np.clip(min_height / max(y2 - y1, 1.0), 1.0, max_upscale))
+    scale = float(np.clip(max(min_height / max(y2 - y1, 1.0), min_scale), 1.0, max_upscale))
     out_w, out_h = max(1, round((x2 - x1) * scale)), max(1, round((y2 - y1) * scale))
     # frame -> crop: translate, scale, then rotate about the crop centre
     to_crop = np.array([[scale, 0, -x1 * scale], [0, scale, -y1 * scale], [0, 0, 1]])
