@@ -121,9 +121,9 @@ def _crop_lines(crop, engine, config: RunOcrConfig, ctx: StageContext) -> list[L
         pixels = [line_image(image, q) for q in quads]
     lines = []
     for quad, px in zip(quads, pixels):
-        box = map_box(to_frame, _quad_box(quad))
-        lines.append(Line(px, box, (_quad_box(quad)[3] - _quad_box(quad)[1]) / max(box[3] - box[1], 1e-6),
-                          crop.kind))
+        in_crop = _quad_box(quad)
+        box = map_box(to_frame, in_crop)
+        lines.append(Line(px, box, (in_crop[3] - in_crop[1]) / max(box[3] - box[1], 1e-6), crop.kind))
     return lines
 
 
