@@ -1,0 +1,1 @@
+"""Escalation: what OCR text matching leaves unresolved goes to a logo matcher or a VLM."""
