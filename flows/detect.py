@@ -37,7 +37,8 @@ from mpr import settings  # noqa: E402
 from mpr.checkpoints import record_run  # noqa: E402
 from mpr.errors import MprError  # noqa: E402
 from mpr.plan import RunPlan, prepare_run  # noqa: E402
-from mpr.records import Report, ReportBody, StageRun, StageStats  # noqa: E402
+from mpr.records import Manifest, Report, ReportBody, StageRun, StageStats  # noqa: E402
+from mpr.registry import learn  # noqa: E402
 from mpr.reporting import BRAND_COLUMNS, brand_rows, markdown, write_report  # noqa: E402
 from tasks.stage import StageContext  # noqa: E402
 from tasks.wrapper import stage_task  # noqa: E402
@@ -85,8 +86,23 @@ def detect_brands(
                     fingerprint=plan.source.fingerprint, overrides=plan.profile.overrides,
                     run_id=_run_id(), created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                     stages=stages)
+    learn_aliases(plan, report)
     publish(report, out)
     return report
+
+
+def learn_aliases(plan: RunPlan, report: Report) -> None:
+    """OCR text an escalation stage resolved becomes a learned alias (brand registry)."""
+    for stage in ("escalate_vlm", "escalate_cloud"):
+        config = plan.profile.configs.get(stage)
+        if config is None or not config.learn_aliases:
+            continue
+        threshold = config.min_score if getattr(config, "backend", "") == "exemplar" else config.min_confidence
+        found = [d for d in report.detections if d.source == stage]
+        new = learn(found, {"run_id": report.run_id, "source": report.source, "profile": report.profile},
+                    threshold)
+        if new:
+            get_run_logger().info(f"brand registry: {new} new learned aliases from {stage}")
 
 
 def submit_graph(plan: RunPlan) -> Futures:
@@ -136,6 +152,8 @@ def summarize_stages(plan: RunPlan, futures: Futures) -> list[StageRun]:
             state = "failed"
         elif any(not s.is_completed() for s in states):
             state = "skipped"  # not run: an upstream task failed
+        elif all(isinstance(out := s.result(raise_on_failure=False), Manifest) and out.skipped for s in states):
+            state = "skipped"  # the stage chose to do nothing (SKIP_CLOUD=1, no credential)
         else:
             state = "cached" if cached == len(states) else "completed"
         runs.append(StageRun(

@@ -4,6 +4,7 @@
     mpr checkpoints SOURCE
     mpr profiles [show NAME [--set ...]]
     mpr eval REPORT.json --truth TRUTH.json
+    mpr brands list|add TEXT BRAND|remove TEXT|review TEXT approve|reject
     mpr synth OUT.mp4 [...]
 
 Bad input prints one line on stderr and exits 2; a failed run exits 1.
@@ -56,6 +57,22 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("report", help="report.json written by mpr detect")
     evaluate.add_argument("--truth", required=True, help="truth JSON (mpr synth's, or a multi-clip file)")
     evaluate.add_argument("--json", action="store_true", help="print the scores as JSON")
+
+    brands = sub.add_parser("brands", help="the brand registry: aliases learned from escalation")
+    brands_sub = brands.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    listing = brands_sub.add_parser("list", help="every alias with source, status and provenance")
+    listing.add_argument("--status", choices=["learned", "approved", "rejected"])
+    listing.add_argument("--json", action="store_true")
+    add = brands_sub.add_parser("add", help="add an alias by hand (source manual, approved)")
+    add.add_argument("text")
+    add.add_argument("brand")
+    remove = brands_sub.add_parser("remove", help="forget an alias")
+    remove.add_argument("text")
+    remove.add_argument("--brand")
+    review = brands_sub.add_parser("review", help="approve or reject a learned alias (rejected ones are never used)")
+    review.add_argument("text")
+    review.add_argument("verdict", choices=["approve", "reject"])
+    review.add_argument("--brand")
 
     synth = sub.add_parser("synth", help="render a synthetic broadcast clip with ground truth",
                            add_help=False)
@@ -134,6 +151,10 @@ def _print_tables(report) -> None:
         console.print("no brands found")
     for warning in report.warnings:
         console.print(f"warning: {warning}", style="yellow")
+    for provider, used in report.escalation.items():
+        console.print(f"{provider}: {used.get('calls', 0):.0f} calls, {used.get('input_tokens', 0):.0f}+"
+                      f"{used.get('output_tokens', 0):.0f} tokens, est. ${used.get('cost_usd', 0):.4f}, "
+                      f"{used.get('cached', 0):.0f} answers from cache")
     console.print(f"{report.frames_analyzed} frames sampled, {report.frames_kept} read, "
                   f"{report.unresolved} unresolved texts, {report.duration_s:.1f} s of source")
 
@@ -178,6 +199,31 @@ def cmd_eval(args) -> int:
     return 0
 
 
+def cmd_brands(args) -> int:
+    from mpr import registry
+
+    if args.action == "list":
+        aliases = [a for a in registry.load_registry().aliases if not args.status or a.status == args.status]
+        if args.json:
+            print(json.dumps([a.model_dump() for a in aliases], indent=2))
+            return 0
+        print(f"{registry.registry_path()}: {len(aliases)} aliases")
+        for a in aliases:
+            how = a.provenance.get("resolver", "")
+            print(f"{a.text!r:24} -> {a.brand:20} {a.source:9} {a.status:8} conf {a.confidence:.2f} "
+                  f"seen {a.seen:<3} {how} {a.provenance.get('source', '')}")
+        return 0
+    if args.action == "add":
+        registry.add_manual(args.text, args.brand)
+        print(f"added {args.text!r} -> {args.brand} (manual, approved)")
+    elif args.action == "remove":
+        print(f"removed {registry.remove(args.text, args.brand)} alias(es) {args.text!r}")
+    else:
+        status = "approved" if args.verdict == "approve" else "rejected"
+        print(f"{status} {registry.review(args.text, status, args.brand)} alias(es) {args.text!r}")
+    return 0
+
+
 def cmd_synth(args) -> int:
     from mpr import synth
 
@@ -188,7 +234,7 @@ def cmd_synth(args) -> int:
 
 
 COMMANDS = {"detect": cmd_detect, "checkpoints": cmd_checkpoints, "profiles": cmd_profiles, "eval": cmd_eval,
-            "synth": cmd_synth}
+            "brands": cmd_brands, "synth": cmd_synth}
 
 if __name__ == "__main__":
     sys.exit(main())

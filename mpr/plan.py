@@ -19,6 +19,8 @@ from typing import Any
 from mpr import settings
 from mpr.brands import BrandList, load_brands
 from mpr.profiles import Profile, load_profile
+from mpr.escalation.resolve import SKIP_ENV, skip_requested
+from mpr.registry import apply_registry
 from mpr.source import ChunkSpec, SourceInfo, plan_chunks, probe_source
 from tasks.registry import STAGES
 
@@ -58,8 +60,11 @@ def prepare_run(source: str, brands: str | list | dict, profile: str = "soccer_b
     debug run recomputes the stages that draw and keeps its overlays cached)."""
     prof = load_profile(profile, overrides)
     if debug:
-        prof = load_profile(profile, with_debug(prof, overrides))
-    brand_list = load_brands(brands)
+        overrides = with_debug(prof, overrides)
+    overrides = with_skips(prof, overrides)
+    if overrides != prof.overrides:
+        prof = load_profile(profile, overrides)
+    brand_list = apply_registry(load_brands(brands))  # learned aliases take part in matching and keys
     info = probe_source(source, settings.sources_cache_dir())
     extract = prof.configs[prof.stages[0]]
     plan = RunPlan(prof, info, brand_list, plan_chunks(info, extract.fps, extract.chunk_s),
@@ -74,6 +79,16 @@ def with_debug(profile: Profile, overrides: dict | None) -> dict:
     for stage in profile.stages:
         if "debug" in type(profile.configs[stage]).model_fields:
             out.setdefault(stage, {})["debug"] = True
+    return out
+
+
+def with_skips(profile: Profile, overrides: dict | None) -> dict:
+    """`overrides` plus `skip: true` for escalation stages that SKIP_VLM=1 / SKIP_CLOUD=1 turn off
+    (in the config, so the skip is part of the cache key and shows in report.json)."""
+    out = {stage: dict(values) for stage, values in (overrides or {}).items()}
+    for stage in profile.stages:
+        if stage in SKIP_ENV and skip_requested(stage):
+            out.setdefault(stage, {})["skip"] = True
     return out
 
 

@@ -17,7 +17,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from mpr.errors import InputError
-from mpr.records import ROUTES
+from mpr.records import ROUTES, ReportBody
 from tasks.registry import STAGES, StageSpec
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
@@ -47,7 +47,8 @@ class Profile:
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def upstream(self, stage: str) -> list[Edge]:
-        return [e for e in self.edges if e.dst == stage]
+        """Edges into `stage`, upstream-most first (a later input carries the earlier ones' facts)."""
+        return sorted((e for e in self.edges if e.dst == stage), key=lambda e: self.stages.index(e.src))
 
     def spec(self, stage: str) -> StageSpec:
         return STAGES[stage]
@@ -262,9 +263,13 @@ def _check_shape(name: str, order: list[str], edges: list[Edge]) -> None:
             if not issubclass(STAGES[up].produces, spec.accepts):
                 raise InputError(f"profile {name}: edge {up} -> {stage}: {stage} takes "
                                  f"{spec.accepts.__name__}, {up} gives {STAGES[up].produces.__name__}")
-    finals = [s for s in order if STAGES[s].scope == "source"]
+    finals = [s for s in order if STAGES[s].produces is ReportBody]
     if len(finals) != 1 or finals[0] != order[-1] or any(e.src == finals[0] for e in edges):
         raise InputError(f"profile {name}: pipeline must end in exactly one compile_report stage")
+    for e in edges:  # a stage over the whole source can only feed another one (it has no chunks)
+        if STAGES[e.src].scope == "source" and STAGES[e.dst].scope != "source":
+            raise InputError(f"profile {name}: edge {e}: {e.src} runs once over the whole source, "
+                             f"{e.dst} per chunk")
 
 
 def _check_overrides(name: str, overrides: Any, stages: list[str]) -> dict[str, dict[str, Any]]:

@@ -43,6 +43,9 @@ class Manifest(BaseModel):
     counts: dict[str, int] = Field(default_factory=dict)
     overlays: list[str] = Field(default_factory=list)  # debug overlay keys (`--debug`)
     stats: StageStats = Field(default_factory=StageStats)
+    stage: str = ""  # the stage that produced this manifest (set by the task wrapper)
+    skipped: str | None = None  # why the stage did nothing (SKIP_CLOUD=1, no credential, ...)
+    usage: dict[str, dict[str, float]] = Field(default_factory=dict)  # escalation calls per provider:model
 
     @property
     def kept(self) -> list[Frame]:
@@ -136,6 +139,7 @@ class TextRead(BaseModel):
 
 class TextSet(FrameSet):
     reads: list[TextRead] = Field(default_factory=list)
+    crops: list[Crop] = Field(default_factory=list)  # the regions that were read (logo escalation searches them)
 
 
 class Detection(BaseModel):
@@ -146,20 +150,27 @@ class Detection(BaseModel):
     confidence: float
     box: Box
     text: str = ""
-    source: str = "ocr"
+    source: str = "match_brands"  # the stage that resolved it: match_brands, escalate_vlm, escalate_cloud
+    resolver: str = "ocr"  # how: ocr, alias (a learned alias), exemplar, or provider:model of a VLM
     match_score: float = 0.0
     region: RegionKind = "frame"  # where it was read: whole frame, board band, board, overlay, logo
     frame: str = ""  # image file name, for image and image-folder sources
 
 
 class Candidate(BaseModel):
-    """Text (or a region) that matched no brand; kept for escalation."""
+    """Text that matched no brand, or a region where no brand was read; kept for escalation."""
 
     t: float
-    text: str
-    score: float
-    box: Box
-    crop_key: str
+    text: str  # OCR text ("" for a region)
+    score: float  # OCR confidence (the detector's score for a region)
+    box: Box  # frame pixels
+    crop_key: str  # the image escalation looks at
+    kind: Literal["text", "region"] = "text"
+    frame_key: str = ""
+    frame: str = ""  # image file name, for image and image-folder sources
+    region: RegionKind = "frame"  # where the text was read / what kind of region it is
+    to_frame: list[list[float]] | None = None  # 3x3 homography crop pixels -> frame pixels (regions)
+    hash: str = ""  # perceptual hash of the crop: near-identical candidates are asked about once
 
 
 class DetectionSet(TextSet):
@@ -185,6 +196,7 @@ class Segment(BaseModel):
     end: float
     confidence: float
     detections: int = 0
+    source: str = "match_brands"  # the stage that resolved most of its detections
 
 
 class BrandExposure(BaseModel):
@@ -218,6 +230,8 @@ class ReportBody(BaseModel):
     readable_until_s: float | None = None
     warnings: list[str] = Field(default_factory=list)
     overlays: list[str] = Field(default_factory=list)  # debug overlay URLs (`--debug`)
+    escalation: dict[str, dict[str, float]] = Field(default_factory=dict)  # calls, tokens, cost per provider:model
+    skipped: dict[str, str] = Field(default_factory=dict)  # stage -> why it was skipped
     detections: list[Detection] = Field(default_factory=list)
     stats: StageStats = Field(default_factory=StageStats, exclude=True)
 

@@ -34,17 +34,18 @@ def _csv(header: list[str], rows: list[list]) -> str:
 
 
 def render_files(report: Report) -> dict[str, str]:
-    timeline = [[b.brand, s.start, s.end, round(s.end - s.start, 3), s.confidence, s.detections]
+    timeline = [[b.brand, s.start, s.end, round(s.end - s.start, 3), s.confidence, s.detections, s.source]
                 for b in report.brands for s in b.segments]
     timeline.sort(key=lambda r: (r[1], r[0]))
     brands = [[b.brand, b.exposure_s, b.detections, len(b.segments),
                round(sum(s.confidence for s in b.segments) / len(b.segments), 4)] for b in report.brands]
-    detections = [[d.t, d.brand, d.confidence, d.text, *[round(v, 1) for v in d.box], d.region, d.frame]
-                  for d in report.detections]
+    detections = [[d.t, d.brand, d.confidence, d.text, *[round(v, 1) for v in d.box], d.region, d.frame,
+                   d.source, d.resolver] for d in report.detections]
     return {
-        "timeline.csv": _csv(["brand", "start", "end", "duration_s", "confidence", "detections"], timeline),
+        "timeline.csv": _csv(["brand", "start", "end", "duration_s", "confidence", "detections", "source"], timeline),
         "brands.csv": _csv(["brand", "exposure_s", "detections", "segments", "mean_confidence"], brands),
-        "detections.csv": _csv(["t", "brand", "confidence", "text", "x1", "y1", "x2", "y2", "region", "frame"],
+        "detections.csv": _csv(["t", "brand", "confidence", "text", "x1", "y1", "x2", "y2", "region", "frame",
+                                "source", "resolver"],
                                detections),
         # last: report.json appearing means the set is complete
         "report.json": json.dumps(report.model_dump(mode="json", exclude={"detections"}), indent=2) + "\n",
@@ -78,6 +79,12 @@ def markdown(report: Report, out_dir: str | None) -> str:
     for b in report.brands:
         spans = ", ".join(f"{s.start:g}-{s.end:g}" for s in b.segments)
         lines.append(f"| {b.brand} | {b.exposure_s:.1f} | {spans} |")
+    if report.escalation:
+        lines += ["", "| escalation | calls | input tokens | output tokens | est. cost $ | from cache | resolved |",
+                  "|---|---|---|---|---|---|---|"]
+        lines += [f"| {p} | {u.get('calls', 0):.0f} | {u.get('input_tokens', 0):.0f} | {u.get('output_tokens', 0):.0f}"
+                  f" | {u.get('cost_usd', 0):.4f} | {u.get('cached', 0):.0f} | {u.get('resolved', 0):.0f} |"
+                  for p, u in report.escalation.items()]
     lines += ["", "| " + " | ".join(STAGE_COLUMNS) + " |", "|" + "---|" * len(STAGE_COLUMNS)]
     lines += ["| " + " | ".join(map(str, row)) + " |" for row in stage_rows(report)]
     if out_dir:

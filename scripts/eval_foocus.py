@@ -1,6 +1,6 @@
 """Box-level recall of Coop and Altibox on the labelled foocus frames (../shared/data/real-dev/foocus).
 
-    python scripts/eval_foocus.py [--profile soccer_broadcast] [--split all|heldout|train] [--set ...]
+    python scripts/eval_foocus.py [--profile soccer_broadcast] [--split all|heldout|train] [--set ...] [--no-logos]
 
 Runs the pipeline on the 23 labelled frames (copied to a temporary folder, never into
 the repository) with the brands seen in that league, then counts a labelled box as
@@ -29,7 +29,14 @@ FOOCUS = ROOT.parent / "shared" / "data" / "real-dev" / "foocus"
 LABELS = FOOCUS / "labels_foocus-test_2023-02-10-12-16-05.csv"
 SCORED = ("Coop", "Altibox")
 LEAGUE_BRANDS = ["Coop", "Altibox", "DNB", "OBOS", "Fjordkraft", "Coca-Cola", "Norsk Tipping", "OsloTaxi",
-                 "McDonald's"]
+                 "McDonald's", "Rema 1000", "Tine", "TESS"]
+LOGOS = {"Coop": ["coop.jpg", "coop2.jpg"], "Altibox": ["Altibox.jpg"], "Rema 1000": ["Rema1000.jpg"],
+         "Tine": ["Tine.jpg"], "TESS": ["TESS.jpg"]}  # exemplars shipped with the dataset (escalate_vlm)
+
+
+def league_brands(logos: bool) -> list[dict]:
+    return [{"name": b, **({"logo": [str(FOOCUS / "logos" / f) for f in LOGOS[b]]} if logos and b in LOGOS else {})}
+            for b in LEAGUE_BRANDS]
 IOU = 0.3
 
 
@@ -55,6 +62,7 @@ def main(argv=None) -> int:
     parser.add_argument("--split", choices=["all", "heldout", "train"], default="all")
     parser.add_argument("--set", dest="sets", action="append", default=[])
     parser.add_argument("--misses", action="store_true", help="list every labelled box not found")
+    parser.add_argument("--no-logos", action="store_true", help="brands without their logo exemplars")
     args = parser.parse_args(argv)
     if not LABELS.exists():
         print(f"skipped: {FOOCUS} is absent")
@@ -67,13 +75,14 @@ def main(argv=None) -> int:
     truth = labelled_boxes()
     names = split_names(list(truth), args.split)
     with tempfile.TemporaryDirectory() as tmp:
+        os.environ["MPR_REGISTRY"] = str(Path(tmp) / "registry.json")  # no aliases learned by earlier runs
         folder = Path(tmp) / "frames"
         folder.mkdir()
         for name in names:
             shutil.copy(FOOCUS / "foocus_dataset_images" / name, folder / name)
-        report = detect_brands(str(folder), [{"name": b} for b in LEAGUE_BRANDS], args.profile,
+        report = detect_brands(str(folder), league_brands(not args.no_logos), args.profile,
                                parse_set(args.sets), str(Path(tmp) / "out"))
-    found, total, by_region = Counter(), Counter(), Counter()
+    found, total, by_region, by_stage = Counter(), Counter(), Counter(), Counter()
     for name in names:
         dets = [d for d in report.detections if d.frame == name]
         for brand, box in truth[name]:
@@ -82,6 +91,7 @@ def main(argv=None) -> int:
             if hit:
                 found[brand] += 1
                 by_region[hit.region] += 1
+                by_stage[hit.source] += 1
             elif args.misses:
                 print(f"missed {brand} {name} {tuple(round(v) for v in box)}")
     print(f"foocus labelled frames ({args.split}: {len(names)} images), profile {args.profile}, IoU >= {IOU}")
@@ -91,6 +101,7 @@ def main(argv=None) -> int:
     both = sum(found.values()), sum(total.values())
     print(f"{'both':<10} {both[0]:>6} {both[1]:>9} {both[0] / max(both[1], 1):>7.2f}")
     print("found via: " + ", ".join(f"{k} {v}" for k, v in by_region.most_common()))
+    print("resolved by: " + ", ".join(f"{k} {v}" for k, v in by_stage.most_common()))
     others = Counter(d.brand for d in report.detections if d.brand not in SCORED)
     print("other brands detected (not scored): " + (", ".join(f"{b} {n}" for b, n in others.most_common()) or "none"))
     stages = {s.name: s.seconds for s in report.stages}

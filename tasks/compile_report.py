@@ -29,10 +29,7 @@ def compile_report(inputs: list[DetectionSet], config: CompileReportConfig, ctx:
     limit = min(readable) + interval if readable else _duration(ctx, len(frames), interval)
     brands = [_exposure(brand, hits, interval, limit, config.max_gap_s) for brand, hits in _by_brand(detections)]
     brands.sort(key=lambda b: (-b.exposure_s, b.brand))
-    counts: dict[str, int] = defaultdict(int)
-    for m in inputs:
-        for name, value in m.counts.items():
-            counts[name] += value
+    counts = _counts(inputs)
     return ReportBody(
         duration_s=_duration(ctx, len(frames), interval),
         frames_analyzed=len(frames),
@@ -45,8 +42,35 @@ def compile_report(inputs: list[DetectionSet], config: CompileReportConfig, ctx:
         warnings=list(dict.fromkeys(n for m in inputs for n in m.notes)),
         detections=detections,
         overlays=[ctx.store.url(k) for k in dict.fromkeys(k for m in inputs for k in m.overlays)],
+        escalation=_usage(inputs),
+        skipped={m.stage: m.skipped for m in inputs if m.skipped},
         stats=StageStats(items_in=len(found), items_out=len(brands)),
     )
+
+
+def _counts(inputs: list[DetectionSet]) -> dict[str, int]:
+    """Counts summed over chunks per upstream stage. A stage carries the counts of the stages
+    before it and overwrites those it updates (`unresolved`), so later stages win."""
+    per_stage: dict[str, dict[str, int]] = {}
+    for m in inputs:  # upstream-most stage first (Profile.upstream)
+        totals = per_stage.setdefault(m.stage, defaultdict(int))
+        for name, value in m.counts.items():
+            totals[name] += value
+    merged: dict[str, int] = {}
+    for totals in per_stage.values():
+        merged.update(totals)
+    return merged
+
+
+def _usage(inputs: list[DetectionSet]) -> dict[str, dict[str, float]]:
+    """Escalation calls, tokens and estimated cost per provider:model, over all chunks."""
+    out: dict[str, dict[str, float]] = {}
+    for m in inputs:
+        for provider, figures in m.usage.items():
+            total = out.setdefault(provider, defaultdict(float))
+            for name, value in figures.items():
+                total[name] = round(total[name] + value, 6)
+    return {p: dict(f) for p, f in sorted(out.items())}
 
 
 def _duration(ctx: StageContext, samples: int, interval: float) -> float:
@@ -84,9 +108,11 @@ def _by_brand(detections: list[Detection]):
 def _exposure(brand: str, hits: list[Detection], interval: float, limit: float, max_gap: float) -> BrandExposure:
     best: dict[float, float] = {}
     count: dict[float, int] = defaultdict(int)
+    sources: dict[float, list[str]] = defaultdict(list)
     for d in hits:
         best[d.t] = max(best.get(d.t, 0.0), d.confidence)
         count[d.t] += 1
+        sources[d.t].append(d.source)
     segments: list[list[float]] = []
     for t in sorted(best):
         if segments and t - segments[-1][-1] <= max_gap:
@@ -94,9 +120,16 @@ def _exposure(brand: str, hits: list[Detection], interval: float, limit: float, 
         else:
             segments.append([t])
     out = [Segment(start=ts[0], end=ts[-1], confidence=round(sum(best[t] for t in ts) / len(ts), 4),
-                   detections=sum(count[t] for t in ts)) for ts in segments]
+                   detections=sum(count[t] for t in ts), source=_majority([s for t in ts for s in sources[t]]))
+           for ts in segments]
     exposure = sum(max(0.0, min(s.end + interval, limit) - s.start) for s in out)
     return BrandExposure(brand=brand, exposure_s=round(exposure, 3), detections=len(hits), segments=out)
+
+
+def _majority(sources: list[str]) -> str:
+    """The stage that resolved most detections; ties go to the cheapest (earliest) stage."""
+    order = {"match_brands": 0, "escalate_vlm": 1, "escalate_cloud": 2}
+    return max(sorted(set(sources), key=lambda s: order.get(s, 9)), key=sources.count)
 
 
 STAGE = StageSpec("compile_report", compile_report, CompileReportConfig, accepts=DetectionSet,

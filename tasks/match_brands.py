@@ -1,4 +1,9 @@
-"""match_brands: OCR text -> brand detections; text that matches nothing stays as unresolved."""
+"""match_brands: OCR text -> brand detections; the rest stays as unresolved candidates.
+
+Candidates are what escalation looks at: text that matched no brand (cropped from its
+frame), and regions (the detector's logo and board boxes, board bands) in which no brand
+was read, each with a perceptual hash so near-identical ones are asked about once.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +11,11 @@ from collections import defaultdict
 
 from pydantic import Field
 
+from mpr.escalation.candidates import dhash
 from mpr.imaging import crop
 from mpr.matching import BrandMatcher, union
-from mpr.records import Candidate, Detection, DetectionSet, StageStats, TextRead, TextSet
+from mpr.records import Candidate, Crop, Detection, DetectionSet, RegionKind, StageStats, TextRead, TextSet
+from mpr.vision.rectify import covered
 from tasks.stage import StageConfig, StageContext, StageSpec
 
 
@@ -16,8 +23,10 @@ class MatchBrandsConfig(StageConfig):
     min_score: float = Field(80.0, ge=0, le=100, description="rapidfuzz score (0-100) a match needs")
     unresolved_min_letters: int = Field(3, ge=1, le=50, description="letters unmatched text needs to be kept")
     unresolved_min_score: float = Field(0.7, ge=0, le=1, description="OCR confidence unmatched text needs")
-    max_unresolved: int = Field(100, ge=0, le=10000, description="unresolved candidates kept per chunk")
+    max_unresolved: int = Field(500, ge=0, le=10000, description="unresolved candidates kept per chunk")
     crop_padding: float = Field(0.25, ge=0, le=5, description="padding around unresolved crops, x text height")
+    region_kinds: list[RegionKind] = Field(["logo", "board", "board_band"],
+                                           description="regions with no brand read in them that become candidates")
 
 
 def match_brands(inputs: list[TextSet], config: MatchBrandsConfig, ctx: StageContext) -> DetectionSet:
@@ -33,7 +42,9 @@ def match_brands(inputs: list[TextSet], config: MatchBrandsConfig, ctx: StageCon
         used = {i for m in matches for i in m.reads}
         detections += [_detection(m, reads, names.get(frame_key, "")) for m in matches]
         leftovers += [r for i, r in enumerate(reads) if i not in used and _worth_escalating(r, config)]
-    unresolved = _candidates(leftovers[:config.max_unresolved], config, ctx)
+    unresolved = _candidates(leftovers[:config.max_unresolved], names, config, ctx)
+    room = config.max_unresolved - len(unresolved)
+    unresolved += _region_candidates(texts.crops, detections, names, config, ctx)[:max(room, 0)]
     counts = {**texts.counts, "matched": len(detections), "unresolved": len(unresolved)}
     return texts.carry(DetectionSet, reads=texts.reads, detections=detections, unresolved=unresolved, counts=counts,
                        stats=StageStats(items_in=len(texts.reads), items_out=len(detections)))
@@ -52,17 +63,41 @@ def _worth_escalating(read: TextRead, config: MatchBrandsConfig) -> bool:
     return letters >= config.unresolved_min_letters and read.score >= config.unresolved_min_score
 
 
-def _candidates(reads: list[TextRead], config: MatchBrandsConfig, ctx: StageContext) -> list[Candidate]:
+def _candidates(reads: list[TextRead], names: dict[str, str], config: MatchBrandsConfig,
+                ctx: StageContext) -> list[Candidate]:
     """Crop each unresolved text from its frame into the store, for escalation."""
     out, images = [], {}
     for n, read in enumerate(reads):
         if read.frame_key not in images:
             images = {read.frame_key: ctx.store.get_image(read.frame_key)}  # reads come frame by frame
         key = f"crops/{ctx.key}/{read.t:09.3f}_{n:03d}.jpg"
-        ctx.store.put_image(key, crop(images[read.frame_key], read.box, config.crop_padding))
-        out.append(Candidate(t=read.t, text=read.text, score=read.score, box=read.box, crop_key=key))
+        pixels = crop(images[read.frame_key], read.box, config.crop_padding)
+        ctx.store.put_image(key, pixels)
+        out.append(Candidate(t=read.t, text=read.text, score=read.score, box=read.box, crop_key=key,
+                             frame_key=read.frame_key, frame=names.get(read.frame_key, ""), region=read.region,
+                             hash=dhash(pixels)))
+    return out
+
+
+def _region_candidates(crops: list[Crop], detections: list[Detection], names: dict[str, str],
+                       config: MatchBrandsConfig, ctx: StageContext) -> list[Candidate]:
+    """Regions in which no brand was read: their preprocessed crop is the candidate image."""
+    found: dict[str, list[Detection]] = defaultdict(list)
+    for d in detections:
+        found[d.frame or str(d.t)].append(d)
+    out = []
+    for c in crops:
+        if c.kind not in config.region_kinds:
+            continue
+        mine = found[names.get(c.frame_key) or str(c.t)]
+        if c.kind != "board_band" and any(covered(d.box, c.box) > 0.5 for d in mine):
+            continue  # a brand was read in this board or logo (bands hold several brands: always searched)
+        pixels = ctx.store.get_image(c.crop_key)
+        out.append(Candidate(t=c.t, text="", score=1.0, box=c.box, crop_key=c.crop_key, kind="region",
+                             frame_key=c.frame_key, frame=names.get(c.frame_key, ""), region=c.kind,
+                             to_frame=c.to_frame, hash=dhash(pixels)))
     return out
 
 
 STAGE = StageSpec("match_brands", match_brands, MatchBrandsConfig, accepts=TextSet, produces=DetectionSet,
-                  uses_brands=True, helpers=(BrandMatcher, crop))
+                  uses_brands=True, helpers=(BrandMatcher, crop, dhash))

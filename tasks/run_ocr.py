@@ -83,7 +83,7 @@ def run_ocr(inputs: list[FrameSet], config: RunOcrConfig, ctx: StageContext) -> 
             image = image if image is not None else ctx.store.get_image(frame.key)
             overlays.append(ctx.store.put_image(f"debug/{ctx.key}/{frame.index:06d}.jpg",
                                                 debug.draw_reads(image, frame_reads)))
-    return frames_in.carry(TextSet, reads=reads, overlays=frames_in.overlays + overlays,
+    return frames_in.carry(TextSet, reads=reads, crops=crops or [], overlays=frames_in.overlays + overlays,
                            stats=StageStats(items_in=items, items_out=len(reads)))
 
 

@@ -54,8 +54,9 @@ class StageSpec:
 
     @cached_property
     def code_version(self) -> str:
-        """Hash of the stage's module source and its declared helpers' modules."""
+        """Hash of the stage's module source, its declared helpers' modules and the records
+        module (a changed record shape must not unpickle old checkpoints)."""
         h = hashlib.blake2b(digest_size=8)
-        for obj in (self.fn, *self.helpers):
+        for obj in (self.fn, *self.helpers, Manifest):
             h.update(inspect.getsource(inspect.getmodule(obj)).encode())
         return h.hexdigest()

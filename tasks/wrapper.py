@@ -14,6 +14,7 @@ from typing import Any
 from prefect import Task, task
 from prefect.cache_policies import CachePolicy
 
+from mpr.records import Manifest
 from tasks.registry import STAGES
 from tasks.stage import StageConfig, StageContext
 
@@ -35,6 +36,8 @@ def run_stage(stage: str, chunk: int | str, cache_key: str, inputs: list[tuple[A
     start = time.perf_counter()
     output = STAGES[stage].fn(routed, config, ctx)
     output.stats.seconds = round(time.perf_counter() - start, 3)
+    if isinstance(output, Manifest):
+        output.stage = stage
     return output
 
 

@@ -16,6 +16,10 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # In-process flows only (run_mpr gives the CLI a user's environment): Prefect logs
 # "Stopping temporary server" at exit, after pytest closed its capture stream.
 os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
+# Tests never reach a real provider: a developer's own keys must not leak into them.
+for _name in ("ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENAI_API_KEY", "GROQ_API_KEY",
+              "MPR_VLM_API_KEY", "SKIP_VLM", "SKIP_CLOUD", "MPR_REGISTRY"):
+    os.environ.pop(_name, None)
 
 
 @pytest.fixture

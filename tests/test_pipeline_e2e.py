@@ -20,6 +20,7 @@ from tests.conftest import run_mpr
 pytestmark = pytest.mark.slow
 VISION = ["field_segmentation", "detect_edges", "detect_objects", "preprocess"]
 UPSTREAM = ["extract_frames", "filter_scenes", *VISION, "run_ocr"]
+ESCALATION = {"escalate_vlm": "skipped", "escalate_cloud": "skipped"}  # no logo exemplars, no API key
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +51,9 @@ def test_cli_detects_brands_then_replays_only_what_changed(clip, shared_data, tm
     first = run_mpr("detect", clip["video"], "--brands", clip["brands"], "--out", tmp_path / "a")
     assert first.returncode == 0, first.stderr
     report = json.loads((tmp_path / "a" / "report.json").read_text())
-    assert set(states(report).values()) == {"completed"}
+    assert states(report) == {**{s: "completed" for s in [*UPSTREAM, "match_brands", "compile_report"]},
+                              **ESCALATION}
+    assert "escalate_cloud skipped: no API key for anthropic" in first.stdout
     scored = run_mpr("eval", tmp_path / "a" / "report.json", "--truth", clip["truth_file"], "--json")
     assert scored.returncode == 0, scored.stderr
     result = json.loads(scored.stdout)
@@ -60,14 +63,14 @@ def test_cli_detects_brands_then_replays_only_what_changed(clip, shared_data, tm
     assert report["frames_analyzed"] == 20 and report["duration_s"] == 20.0
     for name in ("timeline.csv", "brands.csv", "detections.csv"):
         assert (tmp_path / "a" / name).stat().st_size > 0
-    assert "[9/9] compile_report[all] completed" in first.stderr  # progress is visible
+    assert "[11/11] compile_report[all] completed" in first.stderr  # progress is visible
     assert "Stages" in first.stdout and "exposure s" in first.stdout
 
     second = run_mpr("detect", clip["video"], "--brands", clip["brands"], "--out", tmp_path / "b",
                      "--set", "match_brands.min_score=70")
     assert second.returncode == 0, second.stderr
     replay = json.loads((tmp_path / "b" / "report.json").read_text())
-    assert states(replay) == {**{s: "cached" for s in UPSTREAM},
+    assert states(replay) == {**{s: "cached" for s in UPSTREAM}, **ESCALATION,
                               "match_brands": "completed", "compile_report": "completed"}
     table = {line.split("│")[1].strip(): line.split("│")[2].strip()
              for line in second.stdout.splitlines() if line.count("│") > 5}
@@ -87,7 +90,7 @@ def test_changing_detect_edges_recomputes_it_and_downstream_only(clip, shared_da
     report = json.loads((tmp_path / "report.json").read_text())
     downstream = ["detect_edges", "detect_objects", "preprocess", "run_ocr", "match_brands", "compile_report"]
     assert states(report) == {"extract_frames": "cached", "filter_scenes": "cached", "field_segmentation": "cached",
-                              **{s: "completed" for s in downstream}}
+                              **{s: "completed" for s in downstream}, **ESCALATION}
 
 
 def test_debug_overlays_are_written_and_linked(clip, shared_data, tmp_path):
@@ -118,7 +121,7 @@ def test_python_api_returns_a_typed_report_and_reuses_checkpoints(clip, shared_d
         len(b.segments) for b in report.brands)
     again = detect_brands(str(clip["video"]), str(clip["brands"]), overrides={"compile_report": {"max_gap_s": 0}})
     assert {s.name: s.state for s in again.stages} == {
-        **{s: "cached" for s in [*UPSTREAM, "match_brands"]}, "compile_report": "completed"}
+        **{s: "cached" for s in [*UPSTREAM, "match_brands"]}, **ESCALATION, "compile_report": "completed"}
     assert sum(len(b.segments) for b in again.brands) >= sum(len(b.segments) for b in report.brands)
 
 
@@ -158,8 +161,9 @@ def test_truncated_clip_is_analysed_to_its_last_good_frame(clip, shared_data, tm
                            overrides={"extract_frames": {"chunk_s": 2}})
     assert report.truncated and report.readable_until_s is not None and report.readable_until_s < 6
     assert {s.name: s.chunks for s in report.stages} == {
-        **{stage: 3 for stage in ["extract_frames", "filter_scenes", *VISION, "run_ocr", "match_brands"]},
-        "compile_report": 1}
+        **{stage: 3 for stage in ["extract_frames", "filter_scenes", *VISION, "run_ocr", "match_brands",
+                                  "escalate_vlm"]},
+        "escalate_cloud": 1, "compile_report": 1}
     assert report.frames_analyzed == int(report.readable_until_s) + 1
     assert all(s.end <= report.readable_until_s for b in report.brands for s in b.segments)
     assert any("truncated or corrupt" in w for w in report.warnings)

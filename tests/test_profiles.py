@@ -36,7 +36,8 @@ def test_shipped_profiles_load_and_order_topologically():
     assert {"soccer_broadcast", "fast", "full_frame_ocr"} <= set(list_profiles())
     profile = load_profile("soccer_broadcast")
     assert profile.stages == ["extract_frames", "filter_scenes", "field_segmentation", "detect_edges",
-                              "detect_objects", "preprocess", "run_ocr", "match_brands", "compile_report"]
+                              "detect_objects", "preprocess", "run_ocr", "match_brands", "escalate_vlm",
+                              "escalate_cloud", "compile_report"]
     assert sorted(str(e) for e in profile.upstream("detect_objects")) == [
         "detect_edges -> detect_objects", "filter_scenes -> detect_objects"]
     assert load_profile("full_frame_ocr").stages == ["extract_frames", "filter_scenes", "run_ocr", "match_brands",
@@ -44,7 +45,9 @@ def test_shipped_profiles_load_and_order_topologically():
     fast = load_profile("fast")
     assert fast.stages == profile.stages and fast.configs["run_ocr"].full_frame == "no_band"
     assert profile.configs["extract_frames"].fps == 1.0
-    assert [str(e) for e in profile.upstream("compile_report")] == ["match_brands -> compile_report [resolved]"]
+    assert [str(e) for e in profile.upstream("compile_report")] == [  # upstream-most first
+        "match_brands -> compile_report [resolved]", "escalate_vlm -> compile_report [resolved]",
+        "escalate_cloud -> compile_report [resolved]"]
 
 
 def test_edges_not_listing_order_decide_the_order(tmp_path):

@@ -1,0 +1,139 @@
+"""escalate_vlm: what match_brands left unresolved, to a local visual matcher or a local VLM.
+
+Backends (`backend`):
+- `exemplar` (default, offline, no model): OpenCV matching of each candidate crop against
+  the brands file's `logo:` exemplars (mpr.escalation.exemplar); text crops are matched
+  as one thing, regions (boards, bands, logo boxes) are searched for every occurrence.
+- `openai_compatible`: a local VLM server (vLLM, Ollama, llama.cpp server) at `base_url`
+  (or the VlmServer block `server_block`), asked like the cloud providers are.
+A `transformers` in-process backend is not provided yet.
+
+Near-identical candidates are grouped and asked about once. What stays unresolved flows
+on (route `unresolved`); new detections flow to the report (route `resolved`).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+import cv2
+import numpy as np
+from pydantic import Field, model_validator
+
+from mpr.brands import BrandList
+from mpr.escalation import exemplar
+from mpr.escalation.candidates import group_candidates
+from mpr.errors import MprError
+from mpr.escalation.resolve import VlmAskConfig, api_key, ask_vlm, detection, open_provider, region_box, skipped
+from mpr.matching import BrandMatcher
+from mpr.records import Detection, DetectionSet, StageStats, TextRead
+from mpr.vision.rectify import covered, iou
+from tasks.stage import StageContext, StageSpec
+
+
+class EscalateVlmConfig(VlmAskConfig):
+    backend: Literal["exemplar", "openai_compatible"] = "exemplar"
+    skip: bool = Field(False, description="do nothing (also SKIP_VLM=1)")
+    min_score: float = Field(exemplar.DEFAULT_MIN_SCORE, ge=0, le=1,
+                             description="exemplar: match score a logo needs (calibrated on foocus)")
+    max_hits_per_region: int = Field(20, ge=1, le=200, description="exemplar: logos found per region at most")
+    base_url: str | None = Field(None, description="openai_compatible: server URL, e.g. http://gpu:8000/v1")
+    server_block: str | None = Field(None, description="openai_compatible: VlmServer block name (URL, model, key)")
+    model: str = Field("", description="openai_compatible: model name the server serves")
+
+    @model_validator(mode="after")
+    def _server_named(self):
+        if self.backend == "openai_compatible" and not (self.server_block or (self.base_url and self.model)):
+            raise ValueError("backend openai_compatible needs base_url and model, or server_block")
+        return self
+
+
+def escalate_vlm(inputs: list[DetectionSet], config: EscalateVlmConfig, ctx: StageContext) -> DetectionSet:
+    (found,) = inputs
+    if config.skip:
+        return skipped(found, "skip requested (escalate_vlm.skip or SKIP_VLM=1)")
+    if config.backend == "exemplar":
+        exemplars = load_exemplars(ctx.brands)
+        if not exemplars:
+            return skipped(found, "no logo exemplars in the brands file")
+        detections, resolved, asked = _exemplar(found, exemplars, config, ctx)
+        usage = {}
+    else:
+        detections, resolved, asked, usage, notes = ask_vlm("escalate_vlm", found.unresolved, config, ctx,
+                                                            _server(config))
+        found = found.model_copy(update={"notes": found.notes + notes})
+    left = [c for i, c in enumerate(found.unresolved) if i not in resolved]
+    counts = {**found.counts, "vlm_asked": asked, "vlm_resolved": len(detections), "unresolved": len(left)}
+    return found.model_copy(update={"detections": detections, "unresolved": left, "counts": counts, "usage": usage,
+                                    "stats": StageStats(items_in=len(found.unresolved), items_out=len(detections))})
+
+
+def _server(config: EscalateVlmConfig):
+    """The local VLM server: from the VlmServer block if named, else base_url/model (+ MPR_VLM_API_KEY)."""
+    base_url, model, key = config.base_url, config.model, api_key("openai_compatible", config.api_key_block)
+    if config.server_block:
+        from blocks.vlm_server import VlmServer
+
+        server = VlmServer.load(config.server_block)
+        base_url, model = server.base_url, server.model or model
+        key = server.api_key.get_secret_value() if server.api_key else key
+    if not base_url or not model:
+        raise MprError(f"escalate_vlm: VlmServer block '{config.server_block}' names no base_url or model")
+    return open_provider("openai_compatible", model, config, base_url, key)
+
+
+@lru_cache(maxsize=8)
+def _exemplars_cached(brands_json: str) -> tuple[exemplar.Exemplar, ...]:
+    brands = BrandList.model_validate_json(brands_json)
+    out = []
+    for brand in brands.brands:
+        for path in brand.logos:
+            image = cv2.imdecode(np.frombuffer(brands.read_logo(path), np.uint8), cv2.IMREAD_COLOR)
+            out.append(exemplar.prepare_exemplar(brand.name, image, path))
+    return tuple(out)
+
+
+def load_exemplars(brands: BrandList | None) -> list[exemplar.Exemplar]:
+    """Each brand's logo exemplars, prepared once per process."""
+    return list(_exemplars_cached(brands.model_dump_json())) if brands else []
+
+
+def _exemplar(found: DetectionSet, exemplars, config: EscalateVlmConfig, ctx: StageContext):
+    cands = found.unresolved
+    matcher = BrandMatcher(ctx.brands, 80)
+    reads_at = {}
+    for read in found.reads:
+        reads_at.setdefault(read.frame_key, []).append(read)
+    detections: list[Detection] = []
+    resolved: set[int] = set()
+    groups = group_candidates(cands)
+    for group in groups:
+        image = ctx.store.get_image(cands[group[0]].crop_key)
+        if cands[group[0]].kind == "text":
+            hit = exemplar.match_crop(image, exemplars, config.min_score)
+            hits = [hit] if hit else []
+        else:
+            hits = exemplar.search_region(image, exemplars, config.min_score, config.max_hits_per_region)
+        for i in group if hits else []:
+            cand = cands[i]
+            for hit in hits:
+                box = cand.box if cand.kind == "text" else region_box(cand, hit.box)
+                if not _read_already(reads_at.get(cand.frame_key, []), hit.brand, box, matcher):
+                    detections.append(detection(cand, hit.brand, hit.score, "escalate_vlm", "exemplar", box))
+            resolved.add(i)
+    return detections, resolved, len(groups)
+
+
+def _read_already(reads: list[TextRead], brand: str, box, matcher: BrandMatcher) -> bool:
+    """A logo found in a band where OCR already read that brand's name: not a second detection."""
+    for read in reads:
+        if iou(read.box, box) >= 0.3 or covered(read.box, box) > 0.5 or covered(box, read.box) > 0.5:
+            best = matcher.best(read.text)
+            if best and best[0] == brand:
+                return True
+    return False
+
+
+STAGE = StageSpec("escalate_vlm", escalate_vlm, EscalateVlmConfig, accepts=DetectionSet, produces=DetectionSet,
+                  uses_brands=True, helpers=(exemplar.match_crop, group_candidates, detection, ask_vlm))
