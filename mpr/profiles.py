@@ -298,5 +298,7 @@ def _validate_config(name: str, stage: str, values: Any) -> BaseModel:
     except ValidationError as exc:
         err = exc.errors()[0]
         key = ".".join(str(p) for p in err["loc"])
+        if not key:  # a check across keys
+            raise InputError(f"profile {name}: stage {stage}: {err['msg'].removeprefix('Value error, ')}") from None
         got = err.get("input")
         raise InputError(f"profile {name}: stage {stage}: key {key}: {err['msg']} (got {got!r})") from None

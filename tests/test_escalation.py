@@ -267,3 +267,17 @@ def test_mpr_brands_lists_adds_reviews_and_removes(data_dir):
     assert run_mpr("brands", "remove", "K1WI", env=env).returncode == 0
     missing = run_mpr("brands", "remove", "K1WI", env=env)
     assert missing.returncode == 2 and missing.stderr.strip() == "mpr: error: alias 'K1WI': not in the registry"
+
+
+def test_escalation_config_errors_are_one_line(data_dir, tmp_path):
+    from tests.conftest import run_mpr
+
+    bad = run_mpr("detect", "samples/demo.mp4", "--brands", "samples/brands.yaml",
+                  "--set", "escalate_vlm.backend=openai_compatible")
+    assert bad.returncode == 2 and bad.stderr.strip() == (
+        "mpr: error: profile soccer_broadcast: stage escalate_vlm: backend openai_compatible needs base_url "
+        "and model, or server_block")
+    (tmp_path / "brands.yaml").write_text("brands:\n  - name: X\n    logo: missing.png\n")
+    missing = run_mpr("detect", "samples/demo.mp4", "--brands", tmp_path / "brands.yaml")
+    assert missing.returncode == 2
+    assert missing.stderr.strip() == f"mpr: error: brands file {tmp_path / 'brands.yaml'}: X: logo missing.png: no such file"
