@@ -67,6 +67,8 @@ def test_plate_is_dropped_for_its_word_mark(exemplars):
     assert kora.image.ndim == 2 and kora.image.shape[0] < 0.75 * file.shape[0]
     inner = kora.image[6:-6, 6:-6]
     assert inner.max() - inner.min() > 100  # white letters on the (gray) plate colour
+    with pytest.raises(ValueError, match="kora.png"):
+        prepare_exemplar("Kora", np.zeros((0, 0, 3), np.uint8), "kora.png")
 
 
 def padded(frame, box, pad=0.25):

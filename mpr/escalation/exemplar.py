@@ -89,6 +89,8 @@ class LogoHit:
 
 def prepare_exemplar(brand: str, image_bgr: np.ndarray, key: str = "") -> Exemplar:
     """Crop a logo image to its content (inner word-mark of a plate), gray, with templates."""
+    if image_bgr is None or image_bgr.size == 0:
+        raise ValueError(f"logo exemplar {key or brand!r}: no image")
     gray = _logo_content(_as_bgr(image_bgr))
     return Exemplar(brand, gray, key, _render_templates(gray))
 
