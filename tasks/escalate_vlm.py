@@ -22,9 +22,9 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from mpr.brands import BrandList
+from mpr.errors import MprError
 from mpr.escalation import exemplar
 from mpr.escalation.candidates import group_candidates
-from mpr.errors import MprError
 from mpr.escalation.resolve import VlmAskConfig, api_key, ask_vlm, detection, open_provider, region_box, skipped
 from mpr.matching import BrandMatcher
 from mpr.records import Detection, DetectionSet, StageStats, TextRead
@@ -102,6 +102,7 @@ def load_exemplars(brands: BrandList | None) -> list[exemplar.Exemplar]:
 def _exemplar(found: DetectionSet, exemplars, config: EscalateVlmConfig, ctx: StageContext):
     cands = found.unresolved
     matcher = BrandMatcher(ctx.brands, 80)
+    brand_read = lru_cache(maxsize=None)(lambda text: (matcher.best(text) or (None,))[0])  # once per text
     reads_at = {}
     for read in found.reads:
         reads_at.setdefault(read.frame_key, []).append(read)
@@ -119,20 +120,16 @@ def _exemplar(found: DetectionSet, exemplars, config: EscalateVlmConfig, ctx: St
             cand = cands[i]
             for hit in hits:
                 box = cand.box if cand.kind == "text" else region_box(cand, hit.box)
-                if not _read_already(reads_at.get(cand.frame_key, []), hit.brand, box, matcher):
+                if not _read_already(reads_at.get(cand.frame_key, []), hit.brand, box, brand_read):
                     detections.append(detection(cand, hit.brand, hit.score, "escalate_vlm", "exemplar", box))
             resolved.add(i)
     return detections, resolved, len(groups)
 
 
-def _read_already(reads: list[TextRead], brand: str, box, matcher: BrandMatcher) -> bool:
+def _read_already(reads: list[TextRead], brand: str, box, brand_read) -> bool:
     """A logo found in a band where OCR already read that brand's name: not a second detection."""
-    for read in reads:
-        if iou(read.box, box) >= 0.3 or covered(read.box, box) > 0.5 or covered(box, read.box) > 0.5:
-            best = matcher.best(read.text)
-            if best and best[0] == brand:
-                return True
-    return False
+    return any(brand_read(read.text) == brand for read in reads
+               if iou(read.box, box) >= 0.3 or covered(read.box, box) > 0.5 or covered(box, read.box) > 0.5)
 
 
 STAGE = StageSpec("escalate_vlm", escalate_vlm, EscalateVlmConfig, accepts=DetectionSet, produces=DetectionSet,
