@@ -97,10 +97,9 @@ def learn_aliases(plan: RunPlan, report: Report) -> None:
         config = plan.profile.configs.get(stage)
         if config is None or not config.learn_aliases:
             continue
-        threshold = config.min_score if getattr(config, "backend", "") == "exemplar" else config.min_confidence
         found = [d for d in report.detections if d.source == stage]
         new = learn(found, {"run_id": report.run_id, "source": report.source, "profile": report.profile},
-                    threshold)
+                    config.learn_min_confidence)
         if new:
             get_run_logger().info(f"brand registry: {new} new learned aliases from {stage}")
 

@@ -42,6 +42,10 @@ class EscalateVlmConfig(VlmAskConfig):
     server_block: str | None = Field(None, description="openai_compatible: VlmServer block name (URL, model, key)")
     model: str = Field("", description="openai_compatible: model name the server serves")
 
+    @property
+    def learn_min_confidence(self) -> float:
+        return self.min_score if self.backend == "exemplar" else self.min_confidence
+
     @model_validator(mode="after")
     def _server_named(self):
         if self.backend == "openai_compatible" and not (self.server_block or (self.base_url and self.model)):

@@ -81,6 +81,11 @@ class VlmAskConfig(StageConfig):
     price_out: float | None = Field(None, ge=0, description="USD per 1M output tokens")
     learn_aliases: bool = Field(True, description="OCR text this stage resolves becomes a learned alias")
 
+    @property
+    def learn_min_confidence(self) -> float:
+        """Confidence a resolution needs to become a learned alias."""
+        return self.min_confidence
+
 
 def ask_vlm(stage: str, cands: list[Candidate], config: VlmAskConfig, ctx, provider: Provider):
     """Ask `provider` about one crop per group; returns (detections, resolved indexes, asked, usage, notes)."""
