@@ -1,0 +1,73 @@
+"""Real services for tests: a fresh PostgreSQL database per test (and SQLite beside it).
+
+PostgreSQL is the machine's own (127.0.0.1:5432, trust auth; `.ci/run` starts it when
+none answers; `MPR_TEST_PG` overrides the server URL). Without a server the PostgreSQL
+variants skip, unless `MPR_REQUIRE_SERVICES=1` (set by `.ci/run`) makes that a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
+
+PG_SERVER = os.environ.get("MPR_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+def pg_available() -> str | None:
+    """None when the server answers, else why not."""
+    try:
+        engine = create_engine(PG_SERVER, connect_args={"connect_timeout": 3})
+        with engine.connect():
+            pass
+        engine.dispose()
+        return None
+    except OperationalError as exc:
+        return str(exc.orig).strip().splitlines()[0]
+
+
+def need_service(why: str | None, name: str) -> None:
+    if why is None:
+        return
+    if os.environ.get("MPR_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{name} is required (MPR_REQUIRE_SERVICES=1) but unavailable: {why}")
+    pytest.skip(f"{name} unavailable: {why}")
+
+
+def fresh_pg_database() -> tuple[str, callable]:
+    """A new empty database on the server; returns its URL and a function that drops it."""
+    need_service(pg_available(), "PostgreSQL")
+    name = f"mpr_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(PG_SERVER, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = PG_SERVER.rsplit("/", 1)[0] + f"/{name}"
+
+    def drop() -> None:
+        from mpr.db.session import get_engine
+
+        get_engine.cache_clear()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return url, drop
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path, monkeypatch) -> str:
+    """MPR_DATABASE_URL for one test: a SQLite file, or a fresh PostgreSQL database."""
+    from mpr.db.session import get_engine
+
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'mpr.db'}"
+        drop = get_engine.cache_clear
+    else:
+        url, drop = fresh_pg_database()
+    monkeypatch.setenv("MPR_DATABASE_URL", url)
+    get_engine.cache_clear()
+    yield url
+    drop()
