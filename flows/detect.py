@@ -35,11 +35,14 @@ from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 
 from mpr import settings  # noqa: E402
 from mpr.checkpoints import record_run  # noqa: E402
+from mpr.db.results import asset_id, fail_run, save_results, start_run  # noqa: E402
 from mpr.errors import MprError  # noqa: E402
-from mpr.plan import RunPlan, prepare_run  # noqa: E402
+from mpr.plan import RunPlan, digest, prepare_run  # noqa: E402
 from mpr.records import Manifest, Report, ReportBody, StageRun, StageStats  # noqa: E402
-from mpr.registry import learn  # noqa: E402
+from mpr.registry import learn, record_brands  # noqa: E402
 from mpr.reporting import BRAND_COLUMNS, brand_rows, markdown, write_report  # noqa: E402
+from mpr.storage import media_in  # noqa: E402
+from mpr.timeline import load_timeline, merge_bodies, merge_stages, timeline_ref  # noqa: E402
 from tasks.stage import StageContext  # noqa: E402
 from tasks.wrapper import stage_task  # noqa: E402
 
@@ -64,28 +67,94 @@ def detect_brands(
     out: str | None = None,
     debug: bool = False,
 ) -> Report:
-    """Find sponsor brands in SOURCE (video, image, image folder or fsspec URL).
+    """Find sponsor brands in SOURCE (video, image, image folder, fsspec URL, or
+    `timeline:ID` / `timeline:NAME` for the chunks `mpr chunk` made of a long source).
 
     brands: a brands YAML path/URL or an inline list of {name, aliases, logo}.
     overrides: per-stage config changes, e.g. {"match_brands": {"min_score": 70}}.
     out: folder for report.json, timeline.csv, brands.csv, detections.csv.
     debug: write each vision stage's overlays (mask, lines, bands, boxes, OCR text) to
         the artifact store and link them from the markdown artifact.
+
+    Results go to the database (`MPR_DATABASE_URL`) as well as to `out`.
     """
+    ref = timeline_ref(source)
+    if ref is not None:
+        return detect_timeline(ref, brands, profile, overrides, out, debug)
     plan = prepare_run(source, brands, profile, overrides, debug)
-    futures = submit_graph(plan)
-    wait_with_progress(futures)
+    run = open_run(plan.keys[(plan.profile.stages[-1], None)], source_label(source), plan)
+    try:
+        futures = submit_graph(plan)
+        wait_with_progress(futures)
+        stages = finish_graph(plan, futures)
+        body: ReportBody = futures[(plan.profile.stages[-1], None)].result()
+    except BaseException as exc:
+        fail_run(run, str(exc) or type(exc).__name__)
+        raise
+    report = make_report(body, source, plan, stages)
+    return finish(report, run, plan, out)
+
+
+def detect_timeline(ref: str, brands, profile: str, overrides, out: str | None, debug: bool) -> Report:
+    """Every chunk of a timeline as its own source (own cache keys), merged on the source clock."""
+    timeline = load_timeline(ref)
+    plans = [prepare_run(uri, brands, profile, overrides, debug) for uri in timeline.uris]
+    first = plans[0]
+    run_key = "timeline-" + digest([p.keys[(p.profile.stages[-1], None)] for p in plans])
+    run = open_run(run_key, f"timeline:{timeline.name}", first, timeline_id=timeline.id)
+    try:
+        futures = [submit_graph(plan) for plan in plans]
+        wait_with_progress({(stage, f"{i}.{c}"): f for i, fs in enumerate(futures) for (stage, c), f in fs.items()})
+        stages = merge_stages([finish_graph(plan, fs) for plan, fs in zip(plans, futures)])
+        bodies = [fs[(plan.profile.stages[-1], None)].result() for plan, fs in zip(plans, futures)]
+    except BaseException as exc:
+        fail_run(run, str(exc) or type(exc).__name__)
+        raise
+    extract = first.profile.configs[first.profile.stages[0]]
+    compile_config = first.profile.configs.get("compile_report")
+    body = merge_bodies(list(zip(timeline.offsets, bodies)), timeline.duration_s, 1.0 / extract.fps,
+                        compile_config.max_gap_s if compile_config else 2.0)
+    report = make_report(body, f"timeline:{timeline.name}", first, stages)
+    report.fingerprint = run_key
+    return finish(report, run, first, out, timeline_id=timeline.id)
+
+
+def open_run(run_key: str, label: str, plan: RunPlan, timeline_id: int | None = None) -> int:
+    """The run's database row, marked running (reused when the same run is repeated)."""
+    record_brands(plan.brands)
+    return start_run(run_key, label, plan.profile.name, plan.profile.overrides, plan.source.fingerprint,
+                     _run_id(), asset_id=asset_id(label), timeline_id=timeline_id)
+
+
+def source_label(source: str) -> str:
+    """What the database calls a source: its key when it lies under media-in (portable
+    between machines), else the URI as given."""
+    try:
+        return media_in().key_of(source) or source
+    except MprError:
+        return source
+
+
+def finish_graph(plan: RunPlan, futures: Futures) -> list[StageRun]:
+    """Stage rows of one graph, recorded in the checkpoint ledger; raises if a stage failed."""
     stages = summarize_stages(plan, futures)
     record_run(settings.ledger_dir(), plan, stages, _run_id())
     failed = [s.name for s in stages if s.state == "failed"]
     if failed:
         raise MprError(f"stage {failed[0]} failed: {_failure(futures, failed[0])}")
-    final = plan.profile.stages[-1]
-    body: ReportBody = futures[(final, None)].result()
-    report = Report(**body.model_dump(), source=source, profile=plan.profile.name,
-                    fingerprint=plan.source.fingerprint, overrides=plan.profile.overrides,
-                    run_id=_run_id(), created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                    stages=stages)
+    return stages
+
+
+def make_report(body: ReportBody, source: str, plan: RunPlan, stages: list[StageRun]) -> Report:
+    return Report(**body.model_dump(), source=source, profile=plan.profile.name,
+                  fingerprint=plan.source.fingerprint, overrides=plan.profile.overrides, run_id=_run_id(),
+                  created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), stages=stages)
+
+
+def finish(report: Report, run: int, plan: RunPlan, out: str | None, timeline_id: int | None = None) -> Report:
+    """Rows first (in one transaction), then the files and artifacts: the files can always be
+    rebuilt from the rows (`mpr report`)."""
+    save_results(run, report, timeline_id)
     learn_aliases(plan, report)
     publish(report, out)
     return report

@@ -5,6 +5,8 @@
     mpr profiles [show NAME [--set ...]]
     mpr eval REPORT.json --truth TRUTH.json
     mpr brands list|add TEXT BRAND|remove TEXT|review TEXT approve|reject
+    mpr report RUN|SOURCE [--profile NAME] [--out DIR]
+    mpr query [--source S] [--profile NAME] [--brand B] [--json]
     mpr synth OUT.mp4 [...]
 
 Bad input prints one line on stderr and exits 2; a failed run exits 1.
@@ -74,6 +76,18 @@ def build_parser() -> argparse.ArgumentParser:
     review.add_argument("verdict", choices=["approve", "reject"])
     review.add_argument("--brand")
 
+    report = sub.add_parser("report", help="rebuild a run's report files from the database")
+    report.add_argument("ref", metavar="RUN|SOURCE",
+                        help="run id, run key, Prefect flow run id, or a source (its newest completed run)")
+    report.add_argument("--profile", help="with a SOURCE: the newest run with this profile")
+    report.add_argument("--out", help="output folder (default: out/<source name>)")
+
+    query = sub.add_parser("query", help="exposure seconds per brand per match, from the database")
+    query.add_argument("--source")
+    query.add_argument("--profile")
+    query.add_argument("--brand")
+    query.add_argument("--json", action="store_true")
+
     synth = sub.add_parser("synth", help="render a synthetic broadcast clip with ground truth",
                            add_help=False)
     synth.add_argument("args", nargs=argparse.REMAINDER)
@@ -100,12 +114,21 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_detect(args) -> int:
+    from mpr.db.session import get_engine
     from mpr.plan import prepare_run
     from mpr.profiles import parse_set
+    from mpr.timeline import load_timeline, timeline_ref
 
     overrides = parse_set(args.sets)
-    plan = prepare_run(args.source, args.brands, args.profile, overrides, args.debug)  # fails fast on bad input
-    out = args.out or str(Path("out") / Path(plan.source.name).stem)
+    ref = timeline_ref(args.source)
+    if ref is not None:  # the chunks of a long source: validate the first one
+        timeline = load_timeline(ref)
+        prepare_run(timeline.uris[0], args.brands, args.profile, overrides, args.debug)
+        name = f"timeline-{Path(timeline.name).stem}"
+    else:
+        name = Path(prepare_run(args.source, args.brands, args.profile, overrides, args.debug).source.name).stem
+    out = args.out or str(Path("out") / name)  # prepare_run above failed fast on bad input
+    get_engine()  # and an unreachable database fails here, before any work
     if not args.verbose:
         # Prefect's console logs (tracebacks of failed tasks included) stay in the run's
         # log in the UI/API; the CLI prints progress and one line per problem itself.
@@ -207,7 +230,9 @@ def cmd_brands(args) -> int:
         if args.json:
             print(json.dumps([a.model_dump() for a in aliases], indent=2))
             return 0
-        print(f"{registry.registry_path()}: {len(aliases)} aliases")
+        from mpr.db.session import database_url, redact
+
+        print(f"{redact(database_url())}: {len(aliases)} aliases")
         for a in aliases:
             how = a.provenance.get("resolver", "")
             print(f"{a.text!r:24} -> {a.brand:20} {a.source:9} {a.status:8} conf {a.confidence:.2f} "
@@ -224,6 +249,35 @@ def cmd_brands(args) -> int:
     return 0
 
 
+def cmd_report(args) -> int:
+    from mpr.db.results import load_report
+    from mpr.reporting import write_report
+
+    report = load_report(args.ref, args.profile)
+    out = args.out or str(Path("out") / Path(report.source.replace(":", "-")).stem)
+    print(f"run {report.run_id or '-'} of {report.source} ({report.profile}, {report.created_at}): "
+          f"{len(report.brands)} brands, {len(report.detections)} detections")
+    print(f"report: {write_report(report, out)}")
+    return 0
+
+
+def cmd_query(args) -> int:
+    from mpr.db.queries import COLUMNS, exposure_per_brand
+
+    rows = exposure_per_brand(args.source, args.profile, args.brand)
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    if not rows:
+        print("no completed runs match")
+        return 0
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in COLUMNS}
+    print("  ".join(c.ljust(widths[c]) for c in COLUMNS))
+    for row in rows:
+        print("  ".join(str(row[c]).ljust(widths[c]) for c in COLUMNS))
+    return 0
+
+
 def cmd_synth(args) -> int:
     from mpr import synth
 
@@ -234,7 +288,7 @@ def cmd_synth(args) -> int:
 
 
 COMMANDS = {"detect": cmd_detect, "checkpoints": cmd_checkpoints, "profiles": cmd_profiles, "eval": cmd_eval,
-            "brands": cmd_brands, "synth": cmd_synth}
+            "brands": cmd_brands, "report": cmd_report, "query": cmd_query, "synth": cmd_synth}
 
 if __name__ == "__main__":
     sys.exit(main())

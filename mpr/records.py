@@ -197,6 +197,7 @@ class Segment(BaseModel):
     confidence: float
     detections: int = 0
     source: str = "match_brands"  # the stage that resolved most of its detections
+    exposure_s: float = 0.0  # seconds it stands for (end - start + one sample interval, clipped to the source)
 
 
 class BrandExposure(BaseModel):

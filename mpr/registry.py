@@ -8,24 +8,27 @@ and a review status: `learned` (active until reviewed), `approved`, `rejected`
 (kept so it is not learned again, never used). `mpr brands` lists, adds, removes and
 reviews them.
 
-Until the data layer exists this is one JSON file (`MPR_DATA_DIR/brand-registry.json`),
-written under a lock by replace, so concurrent runs never corrupt it.
+Aliases live in the results database (`brand` and `brand_alias` tables, see
+mpr/db/models.py), so every machine sharing the database shares what was learned.
+A registry file from before the database (`MPR_DATA_DIR/brand-registry.json`) is
+imported once.
 """
 
 from __future__ import annotations
 
-import fcntl
-import os
-import tempfile
-from contextlib import contextmanager
+import json
 from datetime import datetime, timezone
-from pathlib import Path
-from typing import Iterator, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from mpr import settings
 from mpr.brands import BrandList
+from mpr.db import models as m
+from mpr.db.session import session_scope
 from mpr.errors import InputError
 from mpr.matching import tokens
 from mpr.records import Detection
@@ -79,33 +82,66 @@ def alias_key(text: str) -> str:
     return "".join(tokens(text))
 
 
-def registry_path() -> Path:
-    return Path(os.environ.get("MPR_REGISTRY") or settings.data_dir() / "brand-registry.json")
+def load_registry() -> Registry:
+    """Every alias in the database, learned, approved and rejected."""
+    with session_scope() as session:
+        _import_legacy_file(session)
+        rows = session.scalars(select(m.BrandAlias).join(m.Brand).order_by(m.BrandAlias.id)).all()
+        return Registry(aliases=[_alias(row) for row in rows])
 
 
-def load_registry(path: Path | None = None) -> Registry:
-    path = path or registry_path()
-    if not path.exists():
-        return Registry()
+def _alias(row: m.BrandAlias) -> Alias:
+    return Alias(text=row.text, brand=row.brand.name, source=row.source, status=row.status,
+                 confidence=row.confidence, seen=row.seen, provenance=row.provenance or {},
+                 created_at=_iso(row.created_at), updated_at=_iso(row.updated_at))
+
+
+def _iso(value: datetime | None) -> str:
+    return value.isoformat(timespec="seconds") if value else ""
+
+
+def _brand(session: Session, name: str) -> m.Brand:
+    """The brand row, created when missing (a concurrent creator wins, then we read its row)."""
+    brand = session.scalars(select(m.Brand).where(m.Brand.name == name)).first()
+    if brand is not None:
+        return brand
     try:
-        return Registry.model_validate_json(path.read_text(encoding="utf-8"))
-    except ValueError as exc:
-        raise InputError(f"brand registry {path}: not a registry file ({str(exc).splitlines()[0]})") from None
+        with session.begin_nested():
+            brand = m.Brand(name=name)
+            session.add(brand)
+        return brand
+    except IntegrityError:
+        return session.scalars(select(m.Brand).where(m.Brand.name == name)).one()
 
 
-@contextmanager
-def editing(path: Path | None = None) -> Iterator[Registry]:
-    """Load, let the caller change, write back atomically; one writer at a time."""
-    path = path or registry_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        registry = load_registry(path)
-        yield registry
-        fd, tmp = tempfile.mkstemp(prefix=".registry.", dir=path.parent)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(registry.model_dump_json(indent=2) + "\n")
-        os.replace(tmp, path)
+def _rows(session: Session, text: str, brand: str | None = None) -> list[m.BrandAlias]:
+    query = select(m.BrandAlias).join(m.Brand).where(m.BrandAlias.match_key == alias_key(text))
+    if brand is not None:
+        query = query.where(m.Brand.name == brand)
+    return list(session.scalars(query.with_for_update()))
+
+
+def record_brands(brands: BrandList) -> None:
+    """The run's brands (canonical name, logo exemplar) as rows; aliases stay in the brands file."""
+    with session_scope() as session:
+        for b in brands.brands:
+            row = _brand(session, b.name)
+            logos = b.logos
+            row.logo_key = logos[0] if logos else row.logo_key
+
+
+def _import_legacy_file(session: Session) -> None:
+    """Aliases learned before the database existed (a JSON file) move into it once."""
+    legacy = settings.data_dir() / "brand-registry.json"
+    if not legacy.exists():
+        return
+    old = Registry.model_validate(json.loads(legacy.read_text(encoding="utf-8")))
+    for a in old.aliases:
+        if not _rows(session, a.text, a.brand):
+            session.add(m.BrandAlias(brand=_brand(session, a.brand), text=a.text, match_key=a.key, source=a.source,
+                                     status=a.status, confidence=a.confidence, seen=a.seen, provenance=a.provenance))
+    session.flush()
+    legacy.rename(legacy.with_suffix(".json.imported"))
 
 
 def apply_registry(brands: BrandList, registry: Registry | None = None) -> BrandList:
@@ -123,63 +159,63 @@ def apply_registry(brands: BrandList, registry: Registry | None = None) -> Brand
     return out
 
 
-def learn(detections: list[Detection], run: dict, min_confidence: float, min_letters: int = 3,
-          path: Path | None = None) -> int:
+def learn(detections: list[Detection], run: dict, min_confidence: float, min_letters: int = 3) -> int:
     """Record the OCR text of escalation resolutions as learned aliases; returns how many are new."""
     teach = [d for d in detections if d.source in ("escalate_vlm", "escalate_cloud")
              and d.confidence >= min_confidence and sum(c.isalpha() for c in d.text) >= min_letters]
     if not teach:
         return 0
     new = 0
-    now = _now()
-    with editing(path) as registry:
+    with session_scope() as session:
         for d in teach:
-            known = registry.find(d.text, d.brand)
+            known = _rows(session, d.text, d.brand)
             if known:
                 known[0].seen += 1
                 known[0].confidence = max(known[0].confidence, d.confidence)
-                known[0].updated_at = now
+                known[0].updated_at = _now()
                 continue
-            registry.aliases.append(Alias(
-                text=d.text, brand=d.brand, source=STAGE_SOURCE[d.source], confidence=d.confidence,
-                provenance={**run, "stage": d.source, "resolver": d.resolver, "t": d.t},
-                created_at=now, updated_at=now))
+            session.add(m.BrandAlias(
+                brand=_brand(session, d.brand), text=d.text, match_key=alias_key(d.text),
+                source=STAGE_SOURCE[d.source], confidence=d.confidence,
+                provenance={**run, "stage": d.source, "resolver": d.resolver, "t": d.t}))
+            session.flush()
             new += 1
     return new
 
 
-def add_manual(text: str, brand: str, path: Path | None = None) -> Alias:
+def add_manual(text: str, brand: str) -> Alias:
     if not alias_key(text):
         raise InputError(f"alias {text!r}: needs letters or digits")
-    now = _now()
-    with editing(path) as registry:
-        for a in registry.find(text, brand):
-            registry.aliases.remove(a)
-        alias = Alias(text=text, brand=brand, source="manual", status="approved", created_at=now, updated_at=now)
-        registry.aliases.append(alias)
-    return alias
+    with session_scope() as session:
+        for row in _rows(session, text, brand):
+            session.delete(row)
+        session.flush()
+        row = m.BrandAlias(brand=_brand(session, brand), text=text, match_key=alias_key(text), source="manual",
+                           status="approved")
+        session.add(row)
+        session.flush()
+        return _alias(row)
 
 
-def remove(text: str, brand: str | None = None, path: Path | None = None) -> int:
-    with editing(path) as registry:
-        gone = registry.find(text, brand)
-        for a in gone:
-            registry.aliases.remove(a)
+def remove(text: str, brand: str | None = None) -> int:
+    with session_scope() as session:
+        gone = _rows(session, text, brand)
+        for row in gone:
+            session.delete(row)
     if not gone:
         raise InputError(f"alias {text!r}: not in the registry")
     return len(gone)
 
 
-def review(text: str, status: Status, brand: str | None = None, path: Path | None = None) -> int:
-    with editing(path) as registry:
-        found = registry.find(text, brand)
-        for a in found:
-            a.status = status
-            a.updated_at = _now()
+def review(text: str, status: Status, brand: str | None = None) -> int:
+    with session_scope() as session:
+        found = _rows(session, text, brand)
+        for row in found:
+            row.status, row.updated_at = status, _now()
     if not found:
         raise InputError(f"alias {text!r}: not in the registry")
     return len(found)
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+def _now() -> datetime:
+    return datetime.now(timezone.utc)

@@ -75,7 +75,7 @@ def main(argv=None) -> int:
     truth = labelled_boxes()
     names = split_names(list(truth), args.split)
     with tempfile.TemporaryDirectory() as tmp:
-        os.environ["MPR_REGISTRY"] = str(Path(tmp) / "registry.json")  # no aliases learned by earlier runs
+        os.environ["MPR_DATABASE_URL"] = f"sqlite:///{Path(tmp) / 'mpr.db'}"  # no aliases learned by earlier runs
         folder = Path(tmp) / "frames"
         folder.mkdir()
         for name in names:

@@ -120,7 +120,8 @@ def _exposure(brand: str, hits: list[Detection], interval: float, limit: float, 
         else:
             segments.append([t])
     out = [Segment(start=ts[0], end=ts[-1], confidence=round(sum(best[t] for t in ts) / len(ts), 4),
-                   detections=sum(count[t] for t in ts), source=_majority([s for t in ts for s in sources[t]]))
+                   detections=sum(count[t] for t in ts), source=_majority([s for t in ts for s in sources[t]]),
+                   exposure_s=round(max(0.0, min(ts[-1] + interval, limit) - ts[0]), 3))
            for ts in segments]
     exposure = sum(max(0.0, min(s.end + interval, limit) - s.start) for s in out)
     return BrandExposure(brand=brand, exposure_s=round(exposure, 3), detections=len(hits), segments=out)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.services import db_url  # noqa: F401  (fixture: SQLite and PostgreSQL)
+from tests.s3server import s3_env, s3_server  # noqa: F401
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -20,7 +21,7 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
 # Tests never reach a real provider: a developer's own keys must not leak into them.
 for _name in ("ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENAI_API_KEY", "GROQ_API_KEY",
-              "MPR_VLM_API_KEY", "SKIP_VLM", "SKIP_CLOUD", "MPR_REGISTRY", "MPR_DATABASE_URL",
+              "MPR_VLM_API_KEY", "SKIP_VLM", "SKIP_CLOUD", "MPR_DATABASE_URL",
               "MPR_MEDIA_IN", "MPR_MEDIA_OUT", "MPR_RESULTS", "MPR_S3_BLOCK", "S3_ENDPOINT_URL"):
     os.environ.pop(_name, None)
 

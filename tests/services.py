@@ -47,9 +47,9 @@ def fresh_pg_database() -> tuple[str, callable]:
     url = PG_SERVER.rsplit("/", 1)[0] + f"/{name}"
 
     def drop() -> None:
-        from mpr.db.session import get_engine
+        from mpr.db.session import reset_engines
 
-        get_engine.cache_clear()
+        reset_engines()
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
@@ -60,14 +60,14 @@ def fresh_pg_database() -> tuple[str, callable]:
 @pytest.fixture(params=["sqlite", "postgresql"])
 def db_url(request, tmp_path, monkeypatch) -> str:
     """MPR_DATABASE_URL for one test: a SQLite file, or a fresh PostgreSQL database."""
-    from mpr.db.session import get_engine
+    from mpr.db.session import reset_engines
 
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'mpr.db'}"
-        drop = get_engine.cache_clear
+        drop = reset_engines
     else:
         url, drop = fresh_pg_database()
     monkeypatch.setenv("MPR_DATABASE_URL", url)
-    get_engine.cache_clear()
+    reset_engines()
     yield url
     drop()

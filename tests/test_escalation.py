@@ -121,29 +121,28 @@ def test_budget_stops_asking_and_cache_never_rebills(cloud, tmp_path):
 # --- the brand registry -------------------------------------------------------------
 
 
-def test_registry_learns_reviews_and_feeds_matching(tmp_path):
-    path = tmp_path / "registry.json"
+def test_registry_learns_reviews_and_feeds_matching(db_url):
     found = [Detection(t=1, brand="Coop", confidence=0.9, box=(0, 0, 1, 1), text="C0OPX", source="escalate_cloud",
                        resolver="openai:gpt-4o-mini"),
              Detection(t=2, brand="Coop", confidence=0.3, box=(0, 0, 1, 1), text="LOWCONF", source="escalate_cloud"),
              Detection(t=3, brand="Coop", confidence=0.9, box=(0, 0, 1, 1), text="", source="escalate_vlm"),
              Detection(t=4, brand="Coop", confidence=0.9, box=(0, 0, 1, 1), text="COOP", source="match_brands")]
-    assert registry.learn(found, {"run_id": "r1"}, min_confidence=0.6, path=path) == 1
-    assert registry.learn(found, {"run_id": "r2"}, min_confidence=0.6, path=path) == 0  # seen again, not new
-    (alias,) = registry.load_registry(path).aliases
+    assert registry.learn(found, {"run_id": "r1"}, min_confidence=0.6) == 1
+    assert registry.learn(found, {"run_id": "r2"}, min_confidence=0.6) == 0  # seen again, not new
+    (alias,) = registry.load_registry().aliases
     assert (alias.text, alias.brand, alias.source, alias.status, alias.seen) == ("C0OPX", "Coop", "cloud_llm",
                                                                                  "learned", 2)
     assert alias.provenance["run_id"] == "r1" and alias.provenance["resolver"] == "openai:gpt-4o-mini"
     brands = load_brands([{"name": "Coop"}, {"name": "Kiwi"}])
-    assert registry.apply_registry(brands, registry.load_registry(path)).brands[0].aliases == ["C0OPX"]
-    registry.review("c0opx", "rejected", path=path)  # same key: case and 0/O folded
-    assert registry.apply_registry(brands, registry.load_registry(path)).brands[0].aliases == []
-    registry.add_manual("KVIKK", "Kiwi", path=path)
-    registry.add_manual("KVIKK", "Coop", path=path)  # one text, two brands: ambiguous, used for neither
-    applied = registry.apply_registry(brands, registry.load_registry(path))
+    assert registry.apply_registry(brands, registry.load_registry()).brands[0].aliases == ["C0OPX"]
+    registry.review("c0opx", "rejected")  # same key: case and 0/O folded
+    assert registry.apply_registry(brands, registry.load_registry()).brands[0].aliases == []
+    registry.add_manual("KVIKK", "Kiwi")
+    registry.add_manual("KVIKK", "Coop")  # one text, two brands: ambiguous, used for neither
+    applied = registry.apply_registry(brands, registry.load_registry())
     assert [b.aliases for b in applied.brands] == [[], []]
-    assert registry.remove("KVIKK", "Coop", path=path) == 1
-    assert registry.apply_registry(brands, registry.load_registry(path)).brands[1].aliases == ["KVIKK"]
+    assert registry.remove("KVIKK", "Coop") == 1
+    assert registry.apply_registry(brands, registry.load_registry()).brands[1].aliases == ["KVIKK"]
 
 
 # --- the stages in a real flow --------------------------------------------------------
@@ -211,7 +210,6 @@ def test_replay_never_rebills_and_skips_are_clean(scene, cloud, monkeypatch, tmp
     from flows.detect import detect_brands
 
     monkeypatch.setenv("OPENAI_API_KEY", KEY)
-    monkeypatch.setenv("MPR_REGISTRY", str(tmp_path / "no-learning.json"))
     overrides = {"escalate_cloud": {"base_url": cloud.url, "learn_aliases": False}}
     detect_brands(scene["image"], scene["brands"], scene["profile"], overrides)
     replay = detect_brands(scene["image"], scene["brands"], scene["profile"], overrides)

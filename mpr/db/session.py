@@ -39,10 +39,13 @@ def redact(url: str) -> str:
         return "(unparseable URL)"
 
 
-@lru_cache(maxsize=8)
 def get_engine(url: str | None = None) -> Engine:
     """An engine with the schema at the newest revision; one per URL per process."""
-    url = url or database_url()
+    return _engine(url or database_url())
+
+
+@lru_cache(maxsize=8)
+def _engine(url: str) -> Engine:
     try:
         parsed = make_url(url)
     except ArgumentError:
@@ -122,3 +125,8 @@ def session_scope(url: str | None = None) -> Iterator[Session]:
     factory = sessionmaker(get_engine(url), expire_on_commit=False)
     with factory.begin() as session:
         yield session
+
+
+def reset_engines() -> None:
+    """Forget cached engines (tests switching databases)."""
+    _engine.cache_clear()
