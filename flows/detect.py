@@ -174,7 +174,7 @@ def learn_aliases(plan: RunPlan, report: Report) -> None:
 
 
 def submit_graph(plan: RunPlan) -> Futures:
-    tasks = {s: stage_task(s, settings.results_dir(), plan.profile.retries.get(s, 0)) for s in plan.profile.stages}
+    tasks = {s: stage_task(s, retries=plan.profile.retries.get(s, 0)) for s in plan.profile.stages}
     futures: Futures = {}
     for stage in plan.profile.stages:
         for chunk in plan.task_ids(stage):

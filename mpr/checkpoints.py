@@ -11,6 +11,7 @@ import fcntl
 import json
 from collections import defaultdict
 from datetime import datetime, timezone
+from collections.abc import Callable
 from pathlib import Path
 
 from mpr.plan import RunPlan
@@ -50,7 +51,7 @@ def read_ledger(folder: Path, fingerprint: str) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def render_tree(entries: list[dict], results: Path) -> list[str]:
+def render_tree(entries: list[dict], exists: Callable[[str], bool]) -> list[str]:
     """One node per config path; children are the downstream configs tried on top of it."""
     nodes: dict[str, dict] = {}
     for e in entries:
@@ -67,7 +68,7 @@ def render_tree(entries: list[dict], results: Path) -> list[str]:
     def walk(parent: str | None, depth: int) -> None:
         for node in sorted(children[parent], key=lambda n: n["first"]):
             config = " ".join(f"{k}={v}" for k, v in sorted(node["config"].items()))
-            stored = sum((results / k).exists() for k in node["keys"])
+            stored = sum(exists(k) for k in node["keys"])
             states = ", ".join(f"{s} {n}" for s, n in sorted(node["states"].items()))
             lines.append(f"{'  ' * depth}{node['stage']} [{node['lineage']}]  {config}")
             lines.append(f"{'  ' * depth}    first {node['first']}  last {node['last']}  runs {node['runs']} "

@@ -7,6 +7,9 @@
     mpr brands list|add TEXT BRAND|remove TEXT|review TEXT approve|reject
     mpr report RUN|SOURCE [--profile NAME] [--out DIR]
     mpr query [--source S] [--profile NAME] [--brand B] [--json]
+    mpr chunk SOURCE [--chunk-s N]      cut a long source into chunks under media-in (a timeline)
+    mpr scan                            register new video/audio files under media-in
+    mpr blocks register [--from-env]    register MPR's Prefect blocks (and save S3 ones from the environment)
     mpr synth OUT.mp4 [...]
 
 Bad input prints one line on stderr and exits 2; a failed run exits 1.
@@ -87,6 +90,19 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--profile")
     query.add_argument("--brand")
     query.add_argument("--json", action="store_true")
+
+    chunk = sub.add_parser("chunk", help="cut a long source into chunks under media-in and register a timeline")
+    chunk.add_argument("source", help="a key under MPR_MEDIA_IN, a local path or an s3:// URL")
+    chunk.add_argument("--chunk-s", type=float, default=60.0, help="chunk length in seconds (cut at keyframes)")
+    chunk.add_argument("--json", action="store_true")
+    scan = sub.add_parser("scan", help="register new video/audio files under MPR_MEDIA_IN")
+    scan.add_argument("--json", action="store_true")
+
+    blocks = sub.add_parser("blocks", help="Prefect blocks: S3 credentials, result storage, VLM server")
+    blocks_sub = blocks.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    register = blocks_sub.add_parser("register", help="register MPR's block types with the Prefect API")
+    register.add_argument("--from-env", action="store_true",
+                          help="also save aws-credentials/mpr-s3 (and s3-bucket/mpr-results) from the environment")
 
     synth = sub.add_parser("synth", help="render a synthetic broadcast clip with ground truth",
                            add_help=False)
@@ -185,6 +201,7 @@ def _print_tables(report) -> None:
 def cmd_checkpoints(args) -> int:
     from mpr import settings
     from mpr.checkpoints import read_ledger, render_tree
+    from mpr.results_storage import result_exists, result_storage
     from mpr.source import probe_source
 
     info = probe_source(args.source, settings.sources_cache_dir())
@@ -193,7 +210,8 @@ def cmd_checkpoints(args) -> int:
     if not entries:
         print("no checkpoints yet: run `mpr detect` on it first")
         return 0
-    for line in render_tree(entries, settings.results_dir()):
+    storage = result_storage(save=False)  # looking results up needs no saved block
+    for line in render_tree(entries, lambda key: result_exists(key, storage)):
         print(line)
     return 0
 
@@ -278,6 +296,52 @@ def cmd_query(args) -> int:
     return 0
 
 
+def cmd_chunk(args) -> int:
+    from mpr.media import check_chunk_s, resolve_source
+
+    chunk_s = check_chunk_s(args.chunk_s)
+    source = resolve_source(args.source)  # bad input: one line, exit 2, before Prefect starts
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+    from flows.media import chunk_source
+
+    result = chunk_source(args.source, chunk_s)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    verb = "already chunked" if result["reused"] else "chunked"
+    print(f"{verb} {source.name}: timeline {result['timeline_id']}, {result['chunks']} chunks of ~{chunk_s:g} s, "
+          f"{result['duration_s']:.1f} s in all (analyse it with `mpr detect timeline:{result['timeline_id']}`)")
+    for key, offset in zip(result["keys"], result["offsets_s"]):
+        print(f"  {offset:9.2f} s  {key}")
+    return 0
+
+
+def cmd_scan(args) -> int:
+    from mpr.storage import media_in
+
+    root = media_in()  # a bad MPR_MEDIA_IN fails here
+    os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
+    from flows.media import scan_media
+
+    result = scan_media()
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(f"{root.url}: {result['found']} media files, {result['registered']} registered, "
+          f"{result['skipped']} known already, {len(result['failed'])} failed")
+    for key in result["failed"]:
+        print(f"mpr: warning: not registered: {key}", file=sys.stderr)
+    return 0
+
+
+def cmd_blocks(args) -> int:
+    from blocks.register import register
+
+    for name in register(from_env=args.from_env):
+        print(f"registered {name}")
+    return 0
+
+
 def cmd_synth(args) -> int:
     from mpr import synth
 
@@ -288,7 +352,8 @@ def cmd_synth(args) -> int:
 
 
 COMMANDS = {"detect": cmd_detect, "checkpoints": cmd_checkpoints, "profiles": cmd_profiles, "eval": cmd_eval,
-            "brands": cmd_brands, "report": cmd_report, "query": cmd_query, "synth": cmd_synth}
+            "brands": cmd_brands, "report": cmd_report, "query": cmd_query,
+            "chunk": cmd_chunk, "scan": cmd_scan, "blocks": cmd_blocks, "synth": cmd_synth}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -22,6 +22,7 @@ from mpr.profiles import Profile, load_profile
 from mpr.escalation.resolve import SKIP_ENV, skip_requested
 from mpr.registry import apply_registry
 from mpr.source import ChunkSpec, SourceInfo, plan_chunks, probe_source
+from mpr.storage import configure_s3
 from tasks.registry import STAGES
 
 
@@ -58,14 +59,16 @@ def prepare_run(source: str, brands: str | list | dict, profile: str = "soccer_b
 
     `debug` turns on every stage's debug overlays (part of each stage's config, so a
     debug run recomputes the stages that draw and keeps its overlays cached)."""
+    configure_s3()  # s3:// sources, brands files and artifact stores use the configured endpoint
     prof = load_profile(profile, overrides)
     if debug:
         overrides = with_debug(prof, overrides)
     overrides = with_skips(prof, overrides)
     if overrides != prof.overrides:
         prof = load_profile(profile, overrides)
-    brand_list = apply_registry(load_brands(brands))  # learned aliases take part in matching and keys
+    brand_list = load_brands(brands)
     info = probe_source(source, settings.sources_cache_dir())
+    brand_list = apply_registry(brand_list)  # learned aliases take part in matching and keys
     extract = prof.configs[prof.stages[0]]
     plan = RunPlan(prof, info, brand_list, plan_chunks(info, extract.fps, extract.chunk_s),
                    settings.artifacts_url())

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from mpr import settings
 from mpr.brands import BrandList
 from mpr.db import models as m
-from mpr.db.session import session_scope
+from mpr.db.session import session_scope, sqlite_missing
 from mpr.errors import InputError
 from mpr.matching import tokens
 from mpr.records import Detection
@@ -84,6 +84,8 @@ def alias_key(text: str) -> str:
 
 def load_registry() -> Registry:
     """Every alias in the database, learned, approved and rejected."""
+    if sqlite_missing() and not (settings.data_dir() / "brand-registry.json").exists():
+        return Registry()  # nothing learned yet: reading must not create the database
     with session_scope() as session:
         _import_legacy_file(session)
         rows = session.scalars(select(m.BrandAlias).join(m.Brand).order_by(m.BrandAlias.id)).all()

@@ -18,12 +18,13 @@ import os
 import posixpath
 import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
 
 import fsspec
 
 from mpr import settings
-from mpr.errors import InputError
+from mpr.errors import InputError, MprError
 
 SCHEMES = ("s3",)  # besides plain local paths and file://
 VIDEO_EXTS = {".mp4", ".mkv", ".avi", ".mov", ".webm", ".flv", ".wmv", ".m4v"}
@@ -97,18 +98,31 @@ class MediaRoot:
         prefix = self.url.rstrip("/") + "/"
         return safe_key(uri[len(prefix):]) if uri.startswith(prefix) else None
 
+    @contextmanager
+    def _access(self):
+        """Refused access (a wrong S3 secret, an unreadable folder) is one line for the user."""
+        try:
+            yield
+        except PermissionError as exc:
+            hint = "; check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or MPR_S3_BLOCK" if self.remote else ""
+            raise MprError(f"{self.name} {self.url}: access denied ({exc}){hint}") from exc
+
     def exists(self, key: str) -> bool:
-        return self.fs.exists(self.path(key))
+        with self._access():
+            return self.fs.exists(self.path(key))
 
     def size(self, key: str) -> int:
-        return int(self.fs.size(self.path(key)) or 0)
+        with self._access():
+            return int(self.fs.size(self.path(key)) or 0)
 
     def walk(self) -> Iterator[str]:
         """Every file key under the root, recursively, sorted."""
-        if not self.fs.exists(self.base):
-            return
+        with self._access():
+            if not self.fs.exists(self.base):
+                return
+            paths = sorted(self.fs.find(self.base))
         base = self.base.rstrip("/") + "/"
-        for path in sorted(self.fs.find(self.base)):
+        for path in paths:
             if path.startswith(base):
                 yield path[len(base):]
 
@@ -116,17 +130,19 @@ class MediaRoot:
         """Upload (or copy) a local file to `key`; readers never see a partial file on S3
         (objects appear whole), and locally the copy is renamed into place."""
         target = self.path(key)
-        if self.remote:
-            self.fs.put_file(str(local), target)
-        else:
-            Path(target).parent.mkdir(parents=True, exist_ok=True)
-            partial = f"{target}.part"
-            self.fs.put_file(str(local), partial)
-            os.replace(partial, target)
+        with self._access():
+            if self.remote:
+                self.fs.put_file(str(local), target)
+            else:
+                Path(target).parent.mkdir(parents=True, exist_ok=True)
+                partial = f"{target}.part"
+                self.fs.put_file(str(local), partial)
+                os.replace(partial, target)
         return safe_key(key)
 
     def get_file(self, key: str, local: str | Path) -> Path:
-        self.fs.get_file(self.path(key), str(local))
+        with self._access():
+            self.fs.get_file(self.path(key), str(local))
         return Path(local)
 
 

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from prefect import Task, task
 from prefect.cache_policies import CachePolicy
 
 from mpr.records import Manifest
+from mpr.results_storage import ResultStorage, result_storage
 from tasks.registry import STAGES
 from tasks.stage import StageConfig, StageContext
 
@@ -41,13 +41,15 @@ def run_stage(stage: str, chunk: int | str, cache_key: str, inputs: list[tuple[A
     return output
 
 
-def stage_task(stage: str, results: Path, retries: int = 0) -> Task:
+def stage_task(stage: str, results: ResultStorage | None = None, retries: int = 0) -> Task:
+    """results: a local folder or a saved storage block; None means `result_storage()`
+    (MPR_RESULTS / MPR_RESULTS_BLOCK, else the local results folder)."""
     return task(
         run_stage,
         name=stage,
         task_run_name="{stage}[{chunk}]",
         cache_policy=StageKey(),
-        result_storage=results,
+        result_storage=result_storage() if results is None else results,
         persist_result=True,
         retries=retries,
         retry_delay_seconds=RETRY_DELAYS[:retries] or 0,

@@ -22,7 +22,7 @@ os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
 # Tests never reach a real provider: a developer's own keys must not leak into them.
 for _name in ("ANTHROPIC_API_KEY", "GEMINI_API_KEY", "GOOGLE_API_KEY", "OPENAI_API_KEY", "GROQ_API_KEY",
               "MPR_VLM_API_KEY", "SKIP_VLM", "SKIP_CLOUD", "MPR_DATABASE_URL",
-              "MPR_MEDIA_IN", "MPR_MEDIA_OUT", "MPR_RESULTS", "MPR_S3_BLOCK", "S3_ENDPOINT_URL"):
+              "MPR_MEDIA_IN", "MPR_MEDIA_OUT", "MPR_RESULTS", "MPR_RESULTS_BLOCK", "MPR_S3_BLOCK", "S3_ENDPOINT_URL"):
     os.environ.pop(_name, None)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, BigInteger, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import DateTime
 
@@ -34,7 +34,7 @@ class MediaAsset(Base):
     root: Mapped[str] = mapped_column(String(16), default="in")  # in | out: which media root the key is under
     key: Mapped[str] = mapped_column(String(1024))  # relative to the root, '/'-separated, never '..'
     kind: Mapped[str] = mapped_column(String(16))  # video | audio | image
-    size_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)  # matches exceed 2 GiB
     duration_s: Mapped[float | None] = mapped_column(Float)
     fps: Mapped[float | None] = mapped_column(Float)
     width: Mapped[int | None] = mapped_column(Integer)
@@ -51,7 +51,7 @@ class Timeline(Base):
     __tablename__ = "timeline"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    name: Mapped[str] = mapped_column(String(512), unique=True)  # the source's key or URI
+    name: Mapped[str] = mapped_column(String(1024), unique=True)  # the source's key or URI
     source_asset_id: Mapped[int | None] = mapped_column(ForeignKey("media_asset.id", ondelete="SET NULL"))
     chunk_s: Mapped[float] = mapped_column(Float)
     duration_s: Mapped[float | None] = mapped_column(Float)

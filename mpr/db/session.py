@@ -31,6 +31,17 @@ def database_url() -> str:
     return os.environ.get("MPR_DATABASE_URL") or f"sqlite:///{settings.data_dir() / 'mpr.db'}"
 
 
+def sqlite_missing(url: str | None = None) -> bool:
+    """True for a SQLite database whose file does not exist yet (reading it finds nothing;
+    opening it would create it)."""
+    try:
+        parsed = make_url(url or database_url())
+    except ArgumentError:
+        return False
+    return parsed.get_backend_name() == "sqlite" and bool(parsed.database) and parsed.database != ":memory:" \
+        and not Path(parsed.database).exists()
+
+
 def redact(url: str) -> str:
     """The URL without its password, for messages."""
     try:

@@ -30,7 +30,7 @@ def upgrade() -> None:
     sa.Column('root', sa.String(length=16), nullable=False),
     sa.Column('key', sa.String(length=1024), nullable=False),
     sa.Column('kind', sa.String(length=16), nullable=False),
-    sa.Column('size_bytes', sa.Integer(), nullable=False),
+    sa.Column('size_bytes', sa.BigInteger(), nullable=False),
     sa.Column('duration_s', sa.Float(), nullable=True),
     sa.Column('fps', sa.Float(), nullable=True),
     sa.Column('width', sa.Integer(), nullable=True),
@@ -66,7 +66,7 @@ def upgrade() -> None:
 
     op.create_table('timeline',
     sa.Column('id', sa.Integer(), nullable=False),
-    sa.Column('name', sa.String(length=512), nullable=False),
+    sa.Column('name', sa.String(length=1024), nullable=False),
     sa.Column('source_asset_id', sa.Integer(), nullable=True),
     sa.Column('chunk_s', sa.Float(), nullable=False),
     sa.Column('duration_s', sa.Float(), nullable=True),
