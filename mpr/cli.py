@@ -157,7 +157,7 @@ def cmd_detect(args) -> int:
         print(json.dumps(report.model_dump(mode="json", exclude={"detections"}), indent=2))
     else:
         _print_tables(report)
-        print(f"report: {Path(out) / 'report.json'}")
+        print(f"report: {out.rstrip('/')}/report.json")
     return 0
 
 

@@ -9,7 +9,10 @@ import os
 import tempfile
 from pathlib import Path
 
+import fsspec
+
 from mpr.records import Report
+from mpr.storage import check_root, configure_s3
 
 STAGE_COLUMNS = ["stage", "state", "seconds", "items in", "items out", "chunks", "cached"]
 BRAND_COLUMNS = ["brand", "exposure s", "detections", "segments", "first seen", "last seen"]
@@ -52,16 +55,28 @@ def render_files(report: Report) -> dict[str, str]:
     }
 
 
-def write_report(report: Report, out_dir: str | Path) -> Path:
-    """Write every file to a temporary name, then rename: no half-written report."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+def write_report(report: Report, out_dir: str | Path) -> str:
+    """Write every file, report.json last. Locally each goes to a temporary name and is
+    renamed; on S3 (`s3://bucket/prefix`) objects appear whole. No half-written report."""
+    out = str(out_dir)
+    if out.startswith("s3://"):
+        return _write_remote(render_files(report), check_root(out, "--out"))
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
     for name, text in render_files(report).items():
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=out)
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=folder)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
-        os.replace(tmp, out / name)
-    return out / "report.json"
+        os.replace(tmp, folder / name)
+    return str(folder / "report.json")
+
+
+def _write_remote(files: dict[str, str], url: str) -> str:
+    configure_s3()
+    fs, base = fsspec.core.url_to_fs(url)
+    for name, text in files.items():
+        fs.pipe_file(f"{base}/{name}", text.encode("utf-8"))
+    return f"{url}/report.json"
 
 
 MAX_OVERLAY_LINKS = 200
@@ -88,7 +103,8 @@ def markdown(report: Report, out_dir: str | None) -> str:
     lines += ["", "| " + " | ".join(STAGE_COLUMNS) + " |", "|" + "---|" * len(STAGE_COLUMNS)]
     lines += ["| " + " | ".join(map(str, row)) + " |" for row in stage_rows(report)]
     if out_dir:
-        lines += ["", f"Files: `{Path(out_dir).resolve()}` (report.json, timeline.csv, brands.csv, detections.csv)"]
+        where = out_dir if "://" in out_dir else Path(out_dir).resolve()
+        lines += ["", f"Files: `{where}` (report.json, timeline.csv, brands.csv, detections.csv)"]
     if report.overlays:
         lines += ["", f"## Debug overlays ({len(report.overlays)})", ""]
         lines += [f"- [{url.rsplit('/', 2)[-2].split('-')[0]} {url.rsplit('/', 1)[-1]}]({url})"

@@ -92,11 +92,12 @@ def test_second_machine_replays_from_s3_and_postgresql_with_every_stage_cached(s
         source = f"{media}/matches/demo.mp4"
         reports = []
         for machine in ("a", "b"):  # each "machine": its own empty data dir; same buckets and database
-            out = tmp_path / f"out-{machine}"
+            out = s3_env.url("mpr-media", "reports", machine)  # report files in the bucket too
             done = run_mpr("detect", source, "--brands", BRANDS, "--profile", profile, "--out", out,
                            env={**env, "MPR_DATA_DIR": str(tmp_path / f"data-{machine}")})
             assert done.returncode == 0, done.stderr
-            reports.append(json.loads((out / "report.json").read_text()))
+            assert f"report: {out}/report.json" in done.stdout
+            reports.append(json.loads(fs.cat_file(f"{out[5:]}/report.json")))
         first, second = reports
         assert stage_states(first) == {"completed"} and stage_states(second) == {"cached"}
         assert [b["brand"] for b in second["brands"]] == [b["brand"] for b in first["brands"]] and first["brands"]
