@@ -15,21 +15,10 @@ from mpr.db import models as m
 from mpr.db.session import reset_engines, session_scope
 from tests.conftest import ROOT, run_mpr
 from tests.services import fresh_pg_database
+from tests.test_database import PROFILE as OCR_PROFILE
 
 # OCR on every second frame of the bundled sample: the cheapest run that finds real brands.
-PROFILE = """
-name: data_e2e
-pipeline:
-  stages: [extract_frames, filter_scenes, run_ocr, match_brands, compile_report]
-  edges:
-    - extract_frames -> filter_scenes
-    - filter_scenes -> run_ocr
-    - run_ocr -> match_brands
-    - match_brands -> compile_report [resolved]
-configs:
-  extract_frames: {fps: 0.5, chunk_s: 10}
-  run_ocr: {runtime: onnxruntime}
-"""
+PROFILE = OCR_PROFILE.replace("name: db_test", "name: data_e2e") + "  extract_frames: {fps: 0.5, chunk_s: 10}\n"
 SAMPLE = ROOT / "samples" / "demo.mp4"
 BRANDS = ROOT / "samples" / "brands.yaml"
 
