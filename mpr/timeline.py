@@ -17,7 +17,7 @@ from mpr.db.session import session_scope
 from mpr.errors import InputError
 from mpr.records import ReportBody, StageRun
 from mpr.storage import media_in
-from tasks.compile_report import _by_brand, _exposure
+from tasks.compile_report import _by_brand, _exposure, sum_usage
 
 TIMELINE_REF = re.compile(r"^timeline:(\S+)$")
 
@@ -66,12 +66,6 @@ def merge_bodies(parts: list[tuple[float, ReportBody]], duration_s: float, inter
     for body in bodies:
         for name, value in body.counts.items():
             counts[name] = counts.get(name, 0) + value
-    usage: dict[str, dict[str, float]] = {}
-    for body in bodies:
-        for provider, figures in body.escalation.items():
-            total = usage.setdefault(provider, {})
-            for name, value in figures.items():
-                total[name] = round(total.get(name, 0.0) + value, 6)
     readable = [off + b.readable_until_s for off, b in parts if b.readable_until_s is not None]
     return ReportBody(
         duration_s=round(duration_s, 3), frames_analyzed=sum(b.frames_analyzed for b in bodies),
@@ -79,7 +73,7 @@ def merge_bodies(parts: list[tuple[float, ReportBody]], duration_s: float, inter
         unresolved=sum(b.unresolved for b in bodies), truncated=any(b.truncated for b in bodies),
         readable_until_s=min(readable) if readable else None,
         warnings=list(dict.fromkeys(w for b in bodies for w in b.warnings)),
-        overlays=[o for b in bodies for o in b.overlays], escalation=usage,
+        overlays=[o for b in bodies for o in b.overlays], escalation=sum_usage(b.escalation for b in bodies),
         skipped={k: v for b in bodies for k, v in b.skipped.items()}, detections=detections)
 
 

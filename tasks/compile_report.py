@@ -8,6 +8,7 @@ for one sampling interval), clipped to the source's readable duration.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable
 
 from pydantic import Field
 
@@ -42,7 +43,7 @@ def compile_report(inputs: list[DetectionSet], config: CompileReportConfig, ctx:
         warnings=list(dict.fromkeys(n for m in inputs for n in m.notes)),
         detections=detections,
         overlays=[ctx.store.url(k) for k in dict.fromkeys(k for m in inputs for k in m.overlays)],
-        escalation=_usage(inputs),
+        escalation=sum_usage(m.usage for m in inputs),
         skipped={m.stage: m.skipped for m in inputs if m.skipped},
         stats=StageStats(items_in=len(found), items_out=len(brands)),
     )
@@ -62,11 +63,11 @@ def _counts(inputs: list[DetectionSet]) -> dict[str, int]:
     return merged
 
 
-def _usage(inputs: list[DetectionSet]) -> dict[str, dict[str, float]]:
-    """Escalation calls, tokens and estimated cost per provider:model, over all chunks."""
+def sum_usage(usages: Iterable[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """Escalation calls, tokens and estimated cost per provider:model, summed (over chunks or runs)."""
     out: dict[str, dict[str, float]] = {}
-    for m in inputs:
-        for provider, figures in m.usage.items():
+    for usage in usages:
+        for provider, figures in usage.items():
             total = out.setdefault(provider, defaultdict(float))
             for name, value in figures.items():
                 total[name] = round(total[name] + value, 6)
