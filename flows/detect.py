@@ -43,6 +43,7 @@ from mpr.registry import learn, record_brands  # noqa: E402
 from mpr.reporting import BRAND_COLUMNS, brand_rows, markdown, write_report  # noqa: E402
 from mpr.storage import media_in  # noqa: E402
 from mpr.timeline import load_timeline, merge_bodies, merge_stages, timeline_ref  # noqa: E402
+from tasks.compile_report import CompileReportConfig  # noqa: E402
 from tasks.stage import StageContext  # noqa: E402
 from tasks.wrapper import stage_task  # noqa: E402
 
@@ -111,9 +112,9 @@ def detect_timeline(ref: str, brands, profile: str, overrides, out: str | None, 
         fail_run(run, str(exc) or type(exc).__name__)
         raise
     extract = first.profile.configs[first.profile.stages[0]]
-    compile_config = first.profile.configs.get("compile_report")
+    compile_config = first.profile.configs.get("compile_report") or CompileReportConfig()
     body = merge_bodies(list(zip(timeline.offsets, bodies)), timeline.duration_s, 1.0 / extract.fps,
-                        compile_config.max_gap_s if compile_config else 2.0)
+                        compile_config.max_gap_s)
     report = make_report(body, f"timeline:{timeline.name}", first, stages)
     report.fingerprint = run_key
     return finish(report, run, first, out, timeline_id=timeline.id)
