@@ -11,13 +11,11 @@ import sys
 import textwrap
 import threading
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-from sqlalchemy import event, func, inspect, select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, inspect, select
 
 from mpr.db import models as m
 from mpr.db.queries import exposure_per_brand
