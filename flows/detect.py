@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -29,6 +30,8 @@ from prefect.artifacts import (  # noqa: E402
     create_table_artifact,
     update_progress_artifact,
 )
+from prefect.exceptions import TerminationSignal  # noqa: E402
+from prefect.flow_runs import pause_flow_run  # noqa: E402
 from prefect.futures import PrefectFuture, as_completed  # noqa: E402
 from prefect.runtime import flow_run  # noqa: E402
 from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
@@ -36,7 +39,8 @@ from prefect.task_runners import ThreadPoolTaskRunner  # noqa: E402
 from mpr import settings  # noqa: E402
 from mpr.checkpoints import record_run  # noqa: E402
 from mpr.db.results import asset_id, fail_run, save_results, start_run  # noqa: E402
-from mpr.errors import MprError  # noqa: E402
+from mpr.errors import InputError, MprError  # noqa: E402
+from mpr.placement import connect, dask_address  # noqa: E402
 from mpr.plan import RunPlan, digest, prepare_run  # noqa: E402
 from mpr.records import Manifest, Report, ReportBody, StageRun, StageStats  # noqa: E402
 from mpr.registry import learn, record_brands  # noqa: E402
@@ -67,6 +71,9 @@ def detect_brands(
     overrides: dict[str, dict[str, Any]] | None = None,
     out: str | None = None,
     debug: bool = False,
+    dask: str | None = None,
+    pause_after: list[str] | None = None,
+    step: bool = False,
 ) -> Report:
     """Find sponsor brands in SOURCE (video, image, image folder, fsspec URL, or
     `timeline:ID` / `timeline:NAME` for the chunks `mpr chunk` made of a long source).
@@ -76,40 +83,45 @@ def detect_brands(
     out: folder for report.json, timeline.csv, brands.csv, detections.csv.
     debug: write each vision stage's overlays (mask, lines, bands, boxes, OCR text) to
         the artifact store and link them from the markdown artifact.
+    dask: a Dask scheduler (tcp://HOST:PORT) or saved DaskCluster block name whose GPU
+        workers run the profile's `gpu: true` stages (default `MPR_DASK`; none: all local).
+    pause_after: stages after which the run pauses until `mpr resume RUN_ID`.
+    step: pause after every stage.
 
     Results go to the database (`MPR_DATABASE_URL`) as well as to `out`.
     """
     ref = timeline_ref(source)
     if ref is not None:
-        return detect_timeline(ref, brands, profile, overrides, out, debug)
+        return detect_timeline(ref, brands, profile, overrides, out, debug, Control(dask, pause_after, step))
     plan = prepare_run(source, brands, profile, overrides, debug)
+    control = Control(dask, pause_after, step).check(plan)
     run = open_run(plan.keys[(plan.profile.stages[-1], None)], source_label(source), plan)
     try:
-        futures = submit_graph(plan)
-        wait_with_progress(futures)
+        [futures] = run_graphs([plan], control)
         stages = finish_graph(plan, futures)
         body: ReportBody = futures[(plan.profile.stages[-1], None)].result()
     except BaseException as exc:
-        fail_run(run, str(exc) or type(exc).__name__)
+        stopped(run, exc)
         raise
     report = make_report(body, source, plan, stages)
     return finish(report, run, plan, out)
 
 
-def detect_timeline(ref: str, brands, profile: str, overrides, out: str | None, debug: bool) -> Report:
+def detect_timeline(ref: str, brands, profile: str, overrides, out: str | None, debug: bool,
+                    control: Control) -> Report:
     """Every chunk of a timeline as its own source (own cache keys), merged on the source clock."""
     timeline = load_timeline(ref)
     plans = [prepare_run(uri, brands, profile, overrides, debug) for uri in timeline.uris]
     first = plans[0]
+    control.check(first)
     run_key = "timeline-" + digest([p.keys[(p.profile.stages[-1], None)] for p in plans])
     run = open_run(run_key, f"timeline:{timeline.name}", first, timeline_id=timeline.id)
     try:
-        futures = [submit_graph(plan) for plan in plans]
-        wait_with_progress({(stage, f"{i}.{c}"): f for i, fs in enumerate(futures) for (stage, c), f in fs.items()})
+        futures = run_graphs(plans, control)
         stages = merge_stages([finish_graph(plan, fs) for plan, fs in zip(plans, futures)])
         bodies = [fs[(plan.profile.stages[-1], None)].result() for plan, fs in zip(plans, futures)]
     except BaseException as exc:
-        fail_run(run, str(exc) or type(exc).__name__)
+        stopped(run, exc)
         raise
     extract = first.profile.configs[first.profile.stages[0]]
     compile_config = first.profile.configs.get("compile_report") or CompileReportConfig()
@@ -125,6 +137,15 @@ def open_run(run_key: str, label: str, plan: RunPlan, timeline_id: int | None = 
     record_brands(plan.brands)
     return start_run(run_key, label, plan.profile.name, plan.profile.overrides, plan.source.fingerprint,
                      _run_id(), asset_id=asset_id(label), timeline_id=timeline_id)
+
+
+def stopped(run: int, exc: BaseException) -> None:
+    """Record why the run's row will not complete: cancelled (Prefect turns the SIGTERM of a
+    cancellation into TerminationSignal) or failed."""
+    if isinstance(exc, TerminationSignal):
+        fail_run(run, "cancelled (SIGTERM)", status="cancelled")
+    else:
+        fail_run(run, str(exc) or type(exc).__name__)
 
 
 def source_label(source: str) -> str:
@@ -174,40 +195,104 @@ def learn_aliases(plan: RunPlan, report: Report) -> None:
             get_run_logger().info(f"brand registry: {new} new learned aliases from {stage}")
 
 
-def submit_graph(plan: RunPlan) -> Futures:
-    tasks = {s: stage_task(s, retries=plan.profile.retries.get(s, 0)) for s in plan.profile.stages}
-    futures: Futures = {}
-    for stage in plan.profile.stages:
-        for chunk in plan.task_ids(stage):
-            inputs = [(futures[(src, c)], when) for src, c, when in plan.inputs_of(stage, chunk)]
-            ctx = StageContext(
-                source=plan.source,
-                store_root=plan.store_root,
-                key=plan.keys[(stage, chunk)],
-                chunk=plan.chunks[chunk] if chunk is not None else None,
-                brands=plan.brands if plan.profile.spec(stage).uses_brands else None,
-            )
-            futures[(stage, chunk)] = tasks[stage].submit(
-                stage=stage, chunk="all" if chunk is None else chunk, cache_key=ctx.key,
-                inputs=inputs, config=plan.profile.configs[stage], ctx=ctx)
-    return futures
+@dataclass
+class Control:
+    """Where GPU stages run and where the run pauses; checked against the plan before any work."""
+
+    dask: str | None = None
+    pause_after: list[str] | None = None
+    step: bool = False
+    pauses: set[str] = field(default_factory=set)
+
+    def check(self, plan: RunPlan) -> Control:
+        stages = plan.profile.stages
+        unknown = [s for s in self.pause_after or [] if s not in stages]
+        if unknown:
+            raise InputError(f"pause_after: stage {unknown[0]} is not in profile {plan.profile.name} "
+                             f"({', '.join(stages)})")
+        self.pauses = set(stages[:-1]) if self.step else set(self.pause_after or []) - {stages[-1]}
+        self.dask = dask_address(self.dask) if plan.profile.gpu else None
+        if self.dask:
+            connect(self.dask, plan.store_root)
+        return self
+
+    def place(self, plan: RunPlan, stage: str) -> str | None:
+        return self.dask if stage in plan.profile.gpu else None
 
 
-def wait_with_progress(futures: Futures) -> None:
-    """Wait for every task; progress goes to the run log, a progress artifact and `mpr.progress`."""
-    names = {id(f): f"{stage}[{'all' if c is None else c}]" for (stage, c), f in futures.items()}
-    artifact = create_progress_artifact(0.0, description="stage tasks done")
-    logger = get_run_logger()
-    total = len(futures)
-    for done, future in enumerate(as_completed(list(futures.values())), start=1):
-        future.wait()
-        state = future.state
-        label = state.name.lower() if state.is_completed() or state.is_failed() else "not run (upstream failed)"
-        message = f"[{done:>{len(str(total))}}/{total}] {names[id(future)]} {label}"
-        logger.info(message)
-        PROGRESS.info(message)
-        if artifact:
-            update_progress_artifact(artifact, 100.0 * done / total)
+def run_graphs(plans: list[RunPlan], control: Control) -> list[Futures]:
+    """Submit every stage task of each plan (same profile), stage by stage, pausing after
+    the stages `control` names; return once all are done."""
+    profile = plans[0].profile
+    tasks = {s: stage_task(s, retries=profile.retries.get(s, 0)) for s in profile.stages}
+    graphs: list[Futures] = [{} for _ in plans]
+    progress = Progress(sum(len(plan.keys) for plan in plans), many=len(plans) > 1)
+    for stage in profile.stages:
+        for i, (plan, futures) in enumerate(zip(plans, graphs)):
+            submit_stage(plan, stage, tasks[stage], futures, control.place(plan, stage))
+            progress.add(i, stage, futures)
+        if stage in control.pauses:
+            if progress.wait():  # nothing failed so far: worth stopping to look
+                pause_after_stage(stage)
+    progress.wait()
+    return graphs
+
+
+def submit_stage(plan: RunPlan, stage: str, task, futures: Futures, dask: str | None) -> None:
+    for chunk in plan.task_ids(stage):
+        inputs = [(futures[(src, c)], when) for src, c, when in plan.inputs_of(stage, chunk)]
+        ctx = StageContext(
+            source=plan.source,
+            store_root=plan.store_root,
+            key=plan.keys[(stage, chunk)],
+            chunk=plan.chunks[chunk] if chunk is not None else None,
+            brands=plan.brands if plan.profile.spec(stage).uses_brands else None,
+        )
+        futures[(stage, chunk)] = task.submit(
+            stage=stage, chunk="all" if chunk is None else chunk, cache_key=ctx.key,
+            inputs=inputs, config=plan.profile.configs[stage], ctx=ctx, dask=dask)
+
+
+def pause_after_stage(stage: str) -> None:
+    """Hold the run (state Paused) until `mpr resume RUN_ID`; finished tasks stay in memory."""
+    message = f"paused after {stage}: resume with `mpr resume {_run_id()}`"
+    get_run_logger().info(message)
+    PROGRESS.info(message)
+    pause_flow_run(timeout=int(os.environ.get("MPR_PAUSE_TIMEOUT_S") or 3600), poll_interval=2,
+                   key=f"after-{stage}")
+    PROGRESS.info(f"resumed after {stage}")
+
+
+class Progress:
+    """Progress of the submitted tasks: the run log, a progress artifact and `mpr.progress`."""
+
+    def __init__(self, total: int, many: bool):
+        self.total, self.many, self.done = total, many, 0
+        self.pending: dict[PrefectFuture, str] = {}
+        self.failed = False
+        self.artifact = create_progress_artifact(0.0, description="stage tasks done")
+
+    def add(self, graph: int, stage: str, futures: Futures) -> None:
+        for (name, chunk), future in futures.items():
+            if name == stage:
+                label = "all" if chunk is None else chunk
+                self.pending[future] = f"{stage}[{f'{graph}.{label}' if self.many else label}]"
+
+    def wait(self) -> bool:
+        """Wait for what was submitted so far; True when nothing failed."""
+        logger = get_run_logger()
+        for future in as_completed(list(self.pending)):
+            future.wait()
+            state = future.state
+            self.failed |= not state.is_completed()
+            self.done += 1
+            label = state.name.lower() if state.is_completed() or state.is_failed() else "not run (upstream failed)"
+            message = f"[{self.done:>{len(str(self.total))}}/{self.total}] {self.pending.pop(future)} {label}"
+            logger.info(message)
+            PROGRESS.info(message)
+            if self.artifact:
+                update_progress_artifact(self.artifact, 100.0 * self.done / self.total)
+        return not self.failed
 
 
 def summarize_stages(plan: RunPlan, futures: Futures) -> list[StageRun]:
@@ -229,7 +314,8 @@ def summarize_stages(plan: RunPlan, futures: Futures) -> list[StageRun]:
             name=stage, state=state, seconds=round(sum(st.seconds for was_cached, st in done if not was_cached), 3),
             items_in=sum(s.items_in for s in stats), items_out=sum(s.items_out for s in stats),
             chunks=len(states), cached_chunks=cached,
-            compute_seconds=round(sum(s.seconds for s in stats), 3)))
+            compute_seconds=round(sum(s.seconds for s in stats), 3),
+            worker=",".join(sorted({s.worker for s in stats}))))
     return runs
 
 

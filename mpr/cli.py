@@ -1,6 +1,7 @@
 """The `mpr` command.
 
     mpr detect SOURCE --brands BRANDS.yaml [--profile NAME|PATH] [--set STAGE.KEY=VALUE ...] [--out DIR]
+    mpr resume RUN_ID                   resume a run paused by --pause-after / --step
     mpr checkpoints SOURCE
     mpr profiles [show NAME [--set ...]]
     mpr eval REPORT.json --truth TRUTH.json
@@ -10,6 +11,7 @@
     mpr chunk SOURCE [--chunk-s N]      cut a long source into chunks under media-in (a timeline)
     mpr scan                            register new video/audio files under media-in
     mpr blocks register [--from-env]    register MPR's Prefect blocks (and save S3 ones from the environment)
+    mpr server up [--port N] [--database URL]   a local Prefect server (SQLite or PostgreSQL)
     mpr synth OUT.mp4 [...]
 
 Bad input prints one line on stderr and exits 2; a failed run exits 1.
@@ -25,6 +27,7 @@ import os
 import sys
 from pathlib import Path
 
+from mpr import server
 from mpr.errors import InputError, MprError
 from mpr.settings import apply_offline_defaults
 
@@ -48,7 +51,16 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("--json", action="store_true", help="print report.json instead of tables")
     detect.add_argument("--debug", action="store_true",
                         help="write debug overlays (mask, lines, bands, boxes, OCR text) to the artifact store")
+    detect.add_argument("--dask", metavar="ADDRESS|BLOCK",
+                        help="Dask scheduler (tcp://HOST:PORT) or DaskCluster block whose GPU workers run the "
+                             "profile's gpu stages (default: MPR_DASK; none: everything runs here)")
+    detect.add_argument("--pause-after", action="append", default=[], metavar="STAGE",
+                        help="pause the run after this stage until `mpr resume RUN_ID` (repeatable)")
+    detect.add_argument("--step", action="store_true", help="pause after every stage")
     detect.add_argument("-v", "--verbose", action="store_true", help="show Prefect's own logs")
+
+    resume = sub.add_parser("resume", help="resume a paused run (Prefect has no resume command)")
+    resume.add_argument("run_id", metavar="RUN_ID", help="the Prefect flow run id the pause printed")
 
     checkpoints = sub.add_parser("checkpoints", help="stage configs computed for a source, as a tree")
     checkpoints.add_argument("source")
@@ -104,6 +116,8 @@ def build_parser() -> argparse.ArgumentParser:
     register.add_argument("--from-env", action="store_true",
                           help="also save aws-credentials/mpr-s3 (and s3-bucket/mpr-results) from the environment")
 
+    server.add_parser(sub)
+
     synth = sub.add_parser("synth", help="render a synthetic broadcast clip with ground truth",
                            add_help=False)
     synth.add_argument("args", nargs=argparse.REMAINDER)
@@ -152,12 +166,35 @@ def cmd_detect(args) -> int:
     _show_progress()
     from flows.detect import detect_brands
 
-    report = detect_brands(args.source, args.brands, args.profile, overrides, out, args.debug)
+    report = detect_brands(args.source, args.brands, args.profile, overrides, out, args.debug,
+                           dask=args.dask, pause_after=args.pause_after, step=args.step)
     if args.json:
         print(json.dumps(report.model_dump(mode="json", exclude={"detections"}), indent=2))
     else:
         _print_tables(report)
         print(f"report: {out.rstrip('/')}/report.json")
+    return 0
+
+
+def cmd_resume(args) -> int:
+    from uuid import UUID
+
+    try:
+        run_id = UUID(args.run_id)
+    except ValueError:
+        raise InputError(f"mpr resume: {args.run_id!r} is not a flow run id") from None
+    from prefect.exceptions import NotPausedError, ObjectNotFound, PrefectException
+    from prefect.flow_runs import resume_flow_run
+
+    try:
+        resume_flow_run(run_id)
+    except ObjectNotFound:
+        raise MprError(f"mpr resume: no flow run {run_id}") from None
+    except NotPausedError:
+        raise MprError(f"mpr resume: flow run {run_id} is not paused") from None
+    except (PrefectException, RuntimeError) as exc:  # timed out, or refused
+        raise MprError(f"mpr resume: {run_id}: {exc}") from None
+    print(f"resumed {run_id}")
     return 0
 
 
@@ -352,8 +389,9 @@ def cmd_synth(args) -> int:
 
 
 COMMANDS = {"detect": cmd_detect, "checkpoints": cmd_checkpoints, "profiles": cmd_profiles, "eval": cmd_eval,
-            "brands": cmd_brands, "report": cmd_report, "query": cmd_query,
-            "chunk": cmd_chunk, "scan": cmd_scan, "blocks": cmd_blocks, "synth": cmd_synth}
+            "brands": cmd_brands, "resume": cmd_resume, "report": cmd_report, "query": cmd_query,
+            "chunk": cmd_chunk, "scan": cmd_scan, "blocks": cmd_blocks, "server": server.run,
+            "synth": cmd_synth}
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -22,7 +22,7 @@ from tasks.registry import STAGES, StageSpec
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
 EDGE_RE = re.compile(r"^\s*(\w+)\s*->\s*(\w+)\s*(?:\[\s*(\w+)\s*\])?\s*$")
-STAGE_OPTIONS = {"retries"}
+STAGE_OPTIONS = {"retries", "gpu"}
 
 
 @dataclass(frozen=True)
@@ -44,11 +44,17 @@ class Profile:
     edges: list[Edge]
     configs: dict[str, BaseModel]
     retries: dict[str, int] = field(default_factory=dict)
+    gpu: set[str] = field(default_factory=set)  # stages placed on a Dask GPU worker when there is one
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def upstream(self, stage: str) -> list[Edge]:
         """Edges into `stage`, upstream-most first (a later input carries the earlier ones' facts)."""
         return sorted((e for e in self.edges if e.dst == stage), key=lambda e: self.stages.index(e.src))
+
+    def _stage_entry(self, stage: str) -> str | dict[str, Any]:
+        options = {"retries": self.retries.get(stage, 0), "gpu": stage in self.gpu}
+        options = {k: v for k, v in options.items() if v}
+        return {"name": stage, **options} if options else stage
 
     def spec(self, stage: str) -> StageSpec:
         return STAGES[stage]
@@ -62,10 +68,7 @@ class Profile:
             "name": self.name,
             "description": self.description,
             "pipeline": {
-                "stages": [
-                    {"name": s, "retries": self.retries[s]} if self.retries.get(s) else s
-                    for s in self.stages
-                ],
+                "stages": [self._stage_entry(s) for s in self.stages],
                 "edges": [str(e) for e in self.edges],
             },
             "configs": {s: self.config_dict(s) for s in self.stages},
@@ -157,7 +160,7 @@ def load_profile(name_or_path: str, overrides: dict | None = None) -> Profile:
     pipeline = raw.get("pipeline") or {}
     if not isinstance(pipeline, dict):
         raise InputError(f"profile {name}: pipeline must be a mapping")
-    stages, retries = _parse_stages(name, pipeline.get("stages"))
+    stages, retries, gpu = _parse_stages(name, pipeline.get("stages"))
     edges = _parse_edges(name, pipeline.get("edges") or [], stages)
     order = _toposort(name, stages, edges)
     _check_shape(name, order, edges)
@@ -173,7 +176,7 @@ def load_profile(name_or_path: str, overrides: dict | None = None) -> Profile:
         if stage not in STAGES:
             raise InputError(f"profile {name}: stage {stage}: unknown stage in configs ({_known()})")
     return Profile(name=name, path=str(path), description=str(raw.get("description", "")).strip(),
-                   stages=order, edges=edges, configs=configs, retries=retries,
+                   stages=order, edges=edges, configs=configs, retries=retries, gpu=gpu,
                    overrides=overrides)
 
 
@@ -181,10 +184,12 @@ def _known() -> str:
     return "known: " + ", ".join(STAGES)
 
 
-def _parse_stages(name: str, items: Any) -> tuple[list[str], dict[str, int]]:
+def _parse_stages(name: str, items: Any) -> tuple[list[str], dict[str, int], set[str]]:
+    """Stage names in listed order, their retries, and the stages placed on a GPU worker
+    (`gpu: true|false` per stage; the stage's own default otherwise)."""
     if not isinstance(items, list) or not items:
         raise InputError(f"profile {name}: pipeline.stages must be a non-empty list")
-    stages, retries = [], {}
+    stages, retries, gpu = [], {}, set()
     for item in items:
         options = {}
         if isinstance(item, dict):
@@ -196,13 +201,18 @@ def _parse_stages(name: str, items: Any) -> tuple[list[str], dict[str, int]]:
             if key not in STAGE_OPTIONS:
                 raise InputError(f"profile {name}: stage {item}: key {key}: unknown stage option "
                                  f"(known: {', '.join(sorted(STAGE_OPTIONS))})")
-            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 10:
+            if key == "gpu" and not isinstance(value, bool):
+                raise InputError(f"profile {name}: stage {item}: key gpu: must be true or false")
+            if key == "retries" and (not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 10):
                 raise InputError(f"profile {name}: stage {item}: key {key}: must be an integer 0-10")
-            retries[item] = value
+            if key == "retries":
+                retries[item] = value
         if item in stages:
             raise InputError(f"profile {name}: stage {item}: listed twice")
         stages.append(item)
-    return stages, retries
+        if options.get("gpu", STAGES[item].gpu):
+            gpu.add(item)
+    return stages, retries, gpu
 
 
 def _parse_edges(name: str, items: Any, stages: list[str]) -> list[Edge]:

@@ -32,6 +32,7 @@ class StageStats(BaseModel):
     items_in: int = 0
     items_out: int = 0
     seconds: float = 0.0  # compute time when this output was produced
+    worker: str = "local"  # the Dask worker that produced it, or the flow process
 
 
 class Manifest(BaseModel):
@@ -216,6 +217,7 @@ class StageRun(BaseModel):
     chunks: int = 0
     cached_chunks: int = 0
     compute_seconds: float = 0.0  # compute time of the results used (cached or not)
+    worker: str = "local"  # Dask worker name(s) that computed it, or the flow process
 
 
 class ReportBody(BaseModel):

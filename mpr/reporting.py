@@ -14,12 +14,13 @@ import fsspec
 from mpr.records import Report
 from mpr.storage import check_root, configure_s3
 
-STAGE_COLUMNS = ["stage", "state", "seconds", "items in", "items out", "chunks", "cached"]
+STAGE_COLUMNS = ["stage", "state", "seconds", "items in", "items out", "chunks", "cached", "worker"]
+REPORT_FILES = ["report.json", "timeline.csv", "brands.csv", "detections.csv"]
 BRAND_COLUMNS = ["brand", "exposure s", "detections", "segments", "first seen", "last seen"]
 
 
 def stage_rows(report: Report) -> list[list]:
-    return [[s.name, s.state, f"{s.seconds:.2f}", s.items_in, s.items_out, s.chunks, s.cached_chunks]
+    return [[s.name, s.state, f"{s.seconds:.2f}", s.items_in, s.items_out, s.chunks, s.cached_chunks, s.worker]
             for s in report.stages]
 
 
@@ -103,8 +104,9 @@ def markdown(report: Report, out_dir: str | None) -> str:
     lines += ["", "| " + " | ".join(STAGE_COLUMNS) + " |", "|" + "---|" * len(STAGE_COLUMNS)]
     lines += ["| " + " | ".join(map(str, row)) + " |" for row in stage_rows(report)]
     if out_dir:
-        where = out_dir if "://" in out_dir else Path(out_dir).resolve()
-        lines += ["", f"Files: `{where}` (report.json, timeline.csv, brands.csv, detections.csv)"]
+        where = out_dir.rstrip("/") if "://" in out_dir else Path(out_dir).resolve().as_uri()
+        links = " · ".join(f"[{name}]({where}/{name})" for name in REPORT_FILES)
+        lines += ["", f"Files in `{where}`: {links}"]
     if report.overlays:
         lines += ["", f"## Debug overlays ({len(report.overlays)})", ""]
         lines += [f"- [{url.rsplit('/', 2)[-2].split('-')[0]} {url.rsplit('/', 1)[-1]}]({url})"

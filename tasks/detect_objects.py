@@ -72,5 +72,5 @@ def merge_regions(regions: list[Region], config: DetectObjectsConfig) -> list[Re
 
 
 STAGE = StageSpec("detect_objects", detect_objects, DetectObjectsConfig, accepts=FrameSet, produces=RegionSet,
-                  helpers=(get_detector, covered, debug.draw_regions),
+                  gpu=True, helpers=(get_detector, covered, debug.draw_regions),
                   key_extra=lambda config: weights_digest(config.weights))

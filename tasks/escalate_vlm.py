@@ -137,4 +137,4 @@ def _read_already(reads: list[TextRead], brand: str, box, brand_read) -> bool:
 
 
 STAGE = StageSpec("escalate_vlm", escalate_vlm, EscalateVlmConfig, accepts=DetectionSet, produces=DetectionSet,
-                  uses_brands=True, helpers=(exemplar.match_crop, group_candidates, detection, ask_vlm))
+                  gpu=True, uses_brands=True, helpers=(exemplar.match_crop, group_candidates, detection, ask_vlm))

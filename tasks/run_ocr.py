@@ -154,4 +154,4 @@ def dedupe(reads: list[TextRead]) -> list[TextRead]:
 
 
 STAGE = StageSpec("run_ocr", run_ocr, RunOcrConfig, accepts=FrameSet, produces=TextSet,
-                  helpers=(get_engine, line_image, detect_scale, map_box, debug.draw_reads))
+                  gpu=True, helpers=(get_engine, line_image, detect_scale, map_box, debug.draw_reads))

@@ -49,6 +49,7 @@ class StageSpec:
     produces: type
     scope: Literal["chunk", "source"] = "chunk"  # source: one task over all chunks
     uses_brands: bool = False
+    gpu: bool = False  # default placement: on a Dask GPU worker when the run has a cluster
     helpers: tuple[Callable, ...] = ()  # code whose changes must invalidate this stage's cache
     key_extra: Callable[[Any], str] | None = None  # config -> digest of files it names (model weights)
 

@@ -13,6 +13,7 @@ from typing import Any
 from prefect import Task, task
 from prefect.cache_policies import CachePolicy
 
+from mpr.placement import run_on_gpu
 from mpr.records import Manifest
 from mpr.results_storage import ResultStorage, result_storage
 from tasks.registry import STAGES
@@ -30,11 +31,13 @@ class StageKey(CachePolicy):
 
 
 def run_stage(stage: str, chunk: int | str, cache_key: str, inputs: list[tuple[Any, str | None]],
-              config: StageConfig, ctx: StageContext):
-    """Route the upstream outputs, call the plain stage function, time it."""
+              config: StageConfig, ctx: StageContext, dask: str | None = None):
+    """Route the upstream outputs, call the plain stage function (on a Dask GPU worker when
+    `dask` names a scheduler, see mpr.placement), time it. `dask` is not part of the cache
+    key: where a stage runs does not change what it computes."""
     routed = [output.route(when) if when else output for output, when in inputs]
     start = time.perf_counter()
-    output = STAGES[stage].fn(routed, config, ctx)
+    output = run_on_gpu(dask, stage, routed, config, ctx) if dask else STAGES[stage].fn(routed, config, ctx)
     output.stats.seconds = round(time.perf_counter() - start, 3)
     if isinstance(output, Manifest):
         output.stage = stage

@@ -117,7 +117,7 @@ class Run(Base):
     fingerprint: Mapped[str] = mapped_column(String(64), default="")
     profile: Mapped[str] = mapped_column(String(256))
     overrides: Mapped[dict] = mapped_column(default=dict)
-    status: Mapped[str] = mapped_column(String(16), default="running")  # running | completed | failed
+    status: Mapped[str] = mapped_column(String(16), default="running")  # running | completed | failed | cancelled
     error: Mapped[str | None] = mapped_column(Text)
     report: Mapped[dict | None] = mapped_column()  # report.json minus brands/detections (those are rows)
     started_at: Mapped[datetime] = mapped_column(default=utcnow)

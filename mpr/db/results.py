@@ -39,11 +39,12 @@ def start_run(run_key: str, source: str, profile: str, overrides: dict, fingerpr
         return run.id
 
 
-def fail_run(run_id: int, error: str) -> None:
+def fail_run(run_id: int, error: str, status: str = "failed") -> None:
+    """Mark a run `failed` (or `cancelled`) with its error."""
     with session_scope() as session:
         run = session.get(m.Run, run_id)
         if run is not None:
-            run.status, run.error, run.finished_at = "failed", error[:2000], _now()
+            run.status, run.error, run.finished_at = status, error[:2000], _now()
 
 
 def save_results(run_id: int, report: Report, timeline_id: int | None = None) -> None:

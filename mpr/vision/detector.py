@@ -79,6 +79,12 @@ def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float, tuple[in
     return canvas, scale, (left, top)
 
 
+def providers(ort) -> list[str]:
+    """CUDA where onnxruntime-gpu offers it (the GPU worker), else the CPU."""
+    available = ort.get_available_providers()
+    return [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
+
+
 class OnnxYolo:
     """An ultralytics-exported YOLO detector run with onnxruntime."""
 
@@ -89,7 +95,7 @@ class OnnxYolo:
         options.intra_op_num_threads = threads
         options.log_severity_level = 3
         try:
-            self.session = ort.InferenceSession(str(weights), options, providers=["CPUExecutionProvider"])
+            self.session = ort.InferenceSession(str(weights), options, providers=providers(ort))
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise InputError(f"detector weights are not a loadable ONNX model: {weights.name}: "
                              f"{str(exc).splitlines()[0]}") from None
