@@ -9,10 +9,11 @@
 # The worker runs MPR's stage code, so its environment needs:
 #   - this project installed with the GPU extra, at the same version as the flow's:
 #       pip install -e '.[gpu]'   (then swap onnxruntime for onnxruntime-gpu: deployments/README.md)
-#   - MPR_ARTIFACTS=s3://bucket/prefix   the artifact store shared with the flow (frames in,
-#                                         crops out); a flow refuses to start if a worker cannot read it
-#   - S3_ENDPOINT_URL (for a non-AWS S3), AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
-#     (or AWS_PROFILE / an instance role), optionally AWS_DEFAULT_REGION
+#   - access to the flow's artifact store (the flow sets MPR_ARTIFACTS=s3://bucket/prefix and
+#     passes it with each stage; frames in, crops out; a flow refuses to start if a worker
+#     cannot read it): S3_ENDPOINT_URL (for a non-AWS S3), AWS_ACCESS_KEY_ID,
+#     AWS_SECRET_ACCESS_KEY (or AWS_PROFILE / an instance role), optionally AWS_DEFAULT_REGION
+#   - PREFECT_API_URL when stages read Prefect blocks (MPR_S3_BLOCK, escalate_vlm's VlmServer)
 # Put those in the environment yourself (a service unit, an env file); this script sets
 # nothing but the Dask options.
 set -euo pipefail
