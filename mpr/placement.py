@@ -24,7 +24,6 @@ from typing import Any
 from mpr.errors import InputError, MprError
 
 SCHEMES = ("tcp://", "tls://", "ucx://", "inproc://")
-LOCAL = "local"  # what report.json says for a stage run in the flow process
 
 
 def dask_address(value: str | None) -> str | None:
