@@ -14,6 +14,7 @@ from collections import defaultdict
 from datetime import datetime, timezone
 
 from sqlalchemy import delete, insert, or_, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from mpr.db import models as m
@@ -28,10 +29,8 @@ def start_run(run_key: str, source: str, profile: str, overrides: dict, fingerpr
               flow_run_id: str | None, asset_id: int | None = None, timeline_id: int | None = None) -> int:
     """Create or reuse the run row for this key and mark it running; returns its id."""
     with session_scope() as session:
+        _create_if_missing(session, run_key, source, profile)
         run = _locked_run(session, run_key)
-        if run is None:
-            run = m.Run(run_key=run_key)
-            session.add(run)
         run.source, run.profile, run.overrides, run.fingerprint = source, profile, overrides, fingerprint
         run.flow_run_id, run.asset_id, run.timeline_id = flow_run_id, asset_id, timeline_id
         run.status, run.error, run.started_at, run.finished_at = "running", None, _now(), None
@@ -72,6 +71,15 @@ def _detection_row(run_id: int, timeline_id: int | None, d: Detection) -> dict:
 def _exposure_row(run_id: int, brand: str, s: Segment) -> dict:
     return dict(run_id=run_id, brand=brand, start=s.start, end=s.end, exposure_s=s.exposure_s,
                 confidence=s.confidence, detections=s.detections, source_stage=s.source)
+
+
+def _create_if_missing(session: Session, run_key: str, source: str, profile: str) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING: runs of one key that start together (two runs of
+    the same source at once) all get the one row instead of a unique-key error."""
+    dialect = {"postgresql": postgresql, "sqlite": sqlite}[session.get_bind().dialect.name]
+    session.execute(dialect.insert(m.Run).values(
+        run_key=run_key, source=source, profile=profile, overrides={}, fingerprint="", status="running",
+        started_at=_now()).on_conflict_do_nothing(index_elements=["run_key"]))
 
 
 def _locked_run(session: Session, run_key: str) -> m.Run | None:
