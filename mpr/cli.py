@@ -13,6 +13,7 @@
     mpr blocks register [--from-env]    register MPR's Prefect blocks (and save S3 ones from the environment)
     mpr server up [--port N] [--database URL]   a local Prefect server (SQLite or PostgreSQL)
     mpr synth OUT.mp4 [...]
+    mpr bench SOURCE --brands B [--profile P] [--minutes M]   real-time factor, Prefect overhead, decode floor
 
 Bad input prints one line on stderr and exits 2; a failed run exits 1.
 Prefect is imported only once the input has been validated.
@@ -27,7 +28,7 @@ import os
 import sys
 from pathlib import Path
 
-from mpr import server
+from mpr import bench, server
 from mpr.errors import InputError, MprError
 from mpr.settings import apply_offline_defaults
 
@@ -117,6 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
                           help="also save aws-credentials/mpr-s3 (and s3-bucket/mpr-results) from the environment")
 
     server.add_parser(sub)
+    bench.add_parser(sub)
 
     synth = sub.add_parser("synth", help="render a synthetic broadcast clip with ground truth",
                            add_help=False)
@@ -391,7 +393,7 @@ def cmd_synth(args) -> int:
 COMMANDS = {"detect": cmd_detect, "checkpoints": cmd_checkpoints, "profiles": cmd_profiles, "eval": cmd_eval,
             "brands": cmd_brands, "resume": cmd_resume, "report": cmd_report, "query": cmd_query,
             "chunk": cmd_chunk, "scan": cmd_scan, "blocks": cmd_blocks, "server": server.run,
-            "synth": cmd_synth}
+            "synth": cmd_synth, "bench": bench.run}
 
 if __name__ == "__main__":
     sys.exit(main())
