@@ -48,7 +48,6 @@ from mpr.reporting import BRAND_COLUMNS, brand_rows, markdown, write_report  # n
 from mpr.storage import media_in  # noqa: E402
 from mpr.timeline import load_timeline, merge_bodies, merge_stages, timeline_ref  # noqa: E402
 from tasks.compile_report import CompileReportConfig  # noqa: E402
-from tasks.stage import StageContext  # noqa: E402
 from tasks.wrapper import stage_task  # noqa: E402
 
 Futures = dict[tuple[str, int | None], PrefectFuture]
@@ -241,13 +240,7 @@ def run_graphs(plans: list[RunPlan], control: Control) -> list[Futures]:
 def submit_stage(plan: RunPlan, stage: str, task, futures: Futures, dask: str | None) -> None:
     for chunk in plan.task_ids(stage):
         inputs = [(futures[(src, c)], when) for src, c, when in plan.inputs_of(stage, chunk)]
-        ctx = StageContext(
-            source=plan.source,
-            store_root=plan.store_root,
-            key=plan.keys[(stage, chunk)],
-            chunk=plan.chunks[chunk] if chunk is not None else None,
-            brands=plan.brands if plan.profile.spec(stage).uses_brands else None,
-        )
+        ctx = plan.context(stage, chunk)
         futures[(stage, chunk)] = task.submit(
             stage=stage, chunk="all" if chunk is None else chunk, cache_key=ctx.key,
             inputs=inputs, config=plan.profile.configs[stage], ctx=ctx, dask=dask)

@@ -24,6 +24,7 @@ from mpr.registry import apply_registry
 from mpr.source import ChunkSpec, SourceInfo, plan_chunks, probe_source
 from mpr.storage import configure_s3
 from tasks.registry import STAGES
+from tasks.stage import StageContext
 
 
 def digest(payload: Any, size: int = 16) -> str:
@@ -46,6 +47,16 @@ class RunPlan:
         if STAGES[stage].scope == "source":
             return [None]
         return [c.index for c in self.chunks]
+
+    def context(self, stage: str, chunk: int | None) -> StageContext:
+        """The run facts one stage task gets."""
+        return StageContext(
+            source=self.source,
+            store_root=self.store_root,
+            key=self.keys[(stage, chunk)],
+            chunk=self.chunks[chunk] if chunk is not None else None,
+            brands=self.brands if STAGES[stage].uses_brands else None,
+        )
 
     def inputs_of(self, stage: str, chunk: int | None) -> list[tuple[str, int | None, str | None]]:
         """(upstream stage, upstream chunk, routing condition) feeding one task."""

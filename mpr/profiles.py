@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from mpr.errors import InputError
 from mpr.records import ROUTES, ReportBody
-from tasks.registry import STAGES, StageSpec
+from tasks.registry import STAGES
 
 PROFILES_DIR = Path(__file__).resolve().parent.parent / "profiles"
 EDGE_RE = re.compile(r"^\s*(\w+)\s*->\s*(\w+)\s*(?:\[\s*(\w+)\s*\])?\s*$")
@@ -55,9 +55,6 @@ class Profile:
         options = {"retries": self.retries.get(stage, 0), "gpu": stage in self.gpu}
         options = {k: v for k, v in options.items() if v}
         return {"name": stage, **options} if options else stage
-
-    def spec(self, stage: str) -> StageSpec:
-        return STAGES[stage]
 
     def config_dict(self, stage: str) -> dict[str, Any]:
         return self.configs[stage].model_dump(mode="json")
