@@ -24,3 +24,13 @@ def level_video(path: Path, seconds: float, fps: int = 25, size=(160, 96), fasts
 
 def level_of(image: np.ndarray) -> int:
     return round((float(image.mean()) - 10) / 20)
+
+
+def small_clip(folder: Path) -> Path:
+    """A 6 s 640x360 synthetic broadcast (`match.mp4`) and its `brands.yaml` in `folder`."""
+    from mpr.synth import ClipSpec, render_clip, write_brands_file
+
+    spec = ClipSpec(seconds=6.0, seed=5, width=640, height=360)
+    render_clip(folder / "match.mp4", spec)
+    write_brands_file(folder / "brands.yaml", spec.brands)
+    return folder

@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from mpr.synth import ClipSpec, render_clip, write_brands_file
 from tests.conftest import run_mpr
+from tests.media import small_clip
 from tests.test_database import PROFILE
 
 pytestmark = pytest.mark.slow
@@ -19,10 +19,7 @@ NUMBERS = ("real_time_factor", "prefect_overhead_ratio", "replay_ratio", "peak_r
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("clip")
-    spec = ClipSpec(seconds=6.0, seed=5, width=640, height=360)
-    render_clip(folder / "match.mp4", spec)
-    write_brands_file(folder / "brands.yaml", spec.brands)
+    folder = small_clip(tmp_path_factory.mktemp("clip"))
     (folder / "profile.yaml").write_text(PROFILE)  # OCR only: quick
     return folder
 

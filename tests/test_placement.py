@@ -11,9 +11,9 @@ import subprocess
 
 import pytest
 
-from mpr.synth import ClipSpec, render_clip, write_brands_file
 from tests.conftest import run_mpr, write
 from tests.dask_cluster import dask_cluster
+from tests.media import small_clip
 
 pytestmark = pytest.mark.slow
 GPU_STAGES = {"detect_objects", "run_ocr", "escalate_vlm"}
@@ -21,11 +21,7 @@ GPU_STAGES = {"detect_objects", "run_ocr", "escalate_vlm"}
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("clip")
-    spec = ClipSpec(seconds=6.0, seed=5, width=640, height=360)
-    render_clip(folder / "match.mp4", spec)
-    write_brands_file(folder / "brands.yaml", spec.brands)
-    return folder
+    return small_clip(tmp_path_factory.mktemp("clip"))
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,8 @@ import sys
 import pytest
 from sqlalchemy import func, select
 
-from mpr.synth import ClipSpec, render_clip, write_brands_file
 from tests.conftest import ROOT, write
+from tests.media import small_clip
 from tests.test_database import PROFILE
 
 pytestmark = pytest.mark.slow
@@ -20,9 +20,7 @@ def test_two_runs_of_the_same_source_at_once(db_url, data_dir, tmp_path):
     from mpr.db import models as m
     from mpr.db.session import session_scope
 
-    spec = ClipSpec(seconds=6.0, seed=5, width=640, height=360)
-    render_clip(tmp_path / "match.mp4", spec)
-    write_brands_file(tmp_path / "brands.yaml", spec.brands)
+    small_clip(tmp_path)
     write(tmp_path / "profile.yaml", PROFILE)
     args = [sys.executable, "-m", "mpr.cli", "detect", str(tmp_path / "match.mp4"), "--brands",
             str(tmp_path / "brands.yaml"), "--profile", str(tmp_path / "profile.yaml"),
