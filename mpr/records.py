@@ -72,6 +72,9 @@ class FrameSet(Manifest):
 Point = tuple[float, float]
 Quad = tuple[Point, Point, Point, Point]  # corners tl, tr, br, bl in frame pixels
 RegionKind = Literal["board_band", "board", "overlay", "logo", "frame"]
+Placement = Literal["perimeter_board", "overlay", "shirt", "other"]
+ZONES = ("top-left", "top-centre", "top-right", "middle-left", "centre", "middle-right",
+         "bottom-left", "bottom-centre", "bottom-right")  # 3x3 grid of the frame, row by row
 
 
 class FieldInfo(BaseModel):
@@ -156,6 +159,13 @@ class Detection(BaseModel):
     match_score: float = 0.0
     region: RegionKind = "frame"  # where it was read: whole frame, board band, board, overlay, logo
     frame: str = ""  # image file name, for image and image-folder sources
+    # set by compile_report (exposure analytics; see docs/exposure.md):
+    exposure: int | None = None  # id of the exposure (tracked placement) it belongs to
+    share: float = 0.0  # box area / frame area
+    zone: str = ""  # ZONES cell of the box centre
+    placement: Placement | None = None
+    sharpness: float | None = None  # 0-1, of the box in the frame
+    contrast: float | None = None  # 0-1, of the box in the frame
 
 
 class Candidate(BaseModel):
@@ -201,11 +211,55 @@ class Segment(BaseModel):
     exposure_s: float = 0.0  # seconds it stands for (end - start + one sample interval, clipped to the source)
 
 
+class Exposure(BaseModel):
+    """One continuous appearance of one placement of a brand within a shot (a track)."""
+
+    id: int
+    brand: str
+    start: float  # first sample time, source seconds
+    end: float  # last sample time (closed, like segments)
+    duration_s: float  # end - start + one sample interval, clipped to the source
+    shot: int  # index of the shot (0 = first)
+    detections: int
+    placement: Placement
+    share_mean: float  # box area / frame area, mean over the exposure's samples
+    share_max: float
+    zone: str  # most frequent ZONES cell of the box centre
+    central: float  # share of samples with the box centre in the centre cell
+    position: float  # 0-1 position weight (centre 1, edges and corners less)
+    size: float  # 0-1 size weight from share_mean
+    sharpness: float  # 0-1
+    contrast: float  # 0-1
+    confidence: float  # mean OCR/VLM confidence, 0-1
+    clarity: float  # 0-1: mean of sharpness, contrast and confidence
+    clutter: float  # mean number of other brands on screen at the same samples
+    share_of_voice: float  # 1 / (1 + clutter)
+    quality: float  # 0-1 quality index: clarity x size x position x clutter factor
+    media_value: float  # duration_s x quality x rate per second of its placement
+    source: str = "match_brands"  # the stage that resolved most of its detections
+
+
 class BrandExposure(BaseModel):
     brand: str
-    exposure_s: float
+    exposure_s: float  # seconds with the brand on screen (union over its placements)
     detections: int
     segments: list[Segment]
+    exposures: list[Exposure] = Field(default_factory=list)
+    exposure_count: int = 0
+    quality: float = 0.0  # duration-weighted mean quality of its exposures
+    media_value: float = 0.0  # sum over its exposures
+    share_of_voice: float = 0.0  # its exposure seconds / all brands' exposure seconds in the source
+
+
+class SourceSummary(BaseModel):
+    """Totals over the whole source and the brand ranking (by media value)."""
+
+    exposure_s: float = 0.0  # sum of the brands' exposure seconds
+    on_screen_s: float = 0.0  # seconds with at least one brand on screen
+    exposures: int = 0
+    media_value: float = 0.0
+    currency: str = ""
+    ranking: list[str] = Field(default_factory=list)
 
 
 class StageRun(BaseModel):
@@ -236,6 +290,11 @@ class ReportBody(BaseModel):
     escalation: dict[str, dict[str, float]] = Field(default_factory=dict)  # calls, tokens, cost per provider:model
     skipped: dict[str, str] = Field(default_factory=dict)  # stage -> why it was skipped
     detections: list[Detection] = Field(default_factory=list)
+    summary: SourceSummary = Field(default_factory=SourceSummary)
+    shots: list[float] = Field(default_factory=list)  # start time of each shot (the first is the first sample)
+    ignored: list[tuple[float, float]] = Field(default_factory=list)  # time ranges left out (replays, breaks)
+    frame_size: tuple[int, int] = (0, 0)  # width, height of the analysed frames (detection boxes are in these pixels)
+    sample_interval_s: float = 0.0  # seconds one sample stands for
     stats: StageStats = Field(default_factory=StageStats, exclude=True)
 
 

@@ -17,7 +17,7 @@ from mpr.db.session import session_scope
 from mpr.errors import InputError
 from mpr.records import ReportBody, StageRun
 from mpr.storage import media_in
-from tasks.compile_report import _by_brand, _exposure, sum_usage
+from tasks.compile_report import CompileReportConfig, exposure_figures, sum_usage
 
 TIMELINE_REF = re.compile(r"^timeline:(\S+)$")
 
@@ -55,12 +55,15 @@ def load_timeline(ref: str) -> TimelineChunks:
 
 
 def merge_bodies(parts: list[tuple[float, ReportBody]], duration_s: float, interval: float,
-                 max_gap_s: float) -> ReportBody:
-    """One report body on the source clock from (offset, chunk body) pairs."""
-    detections = sorted((d.model_copy(update={"t": round(d.t + offset, 3)})
-                         for offset, body in parts for d in body.detections), key=lambda d: (d.t, d.brand))
-    brands = [_exposure(brand, hits, interval, duration_s, max_gap_s) for brand, hits in _by_brand(detections)]
-    brands.sort(key=lambda b: (-b.exposure_s, b.brand))
+                 config: CompileReportConfig) -> ReportBody:
+    """One report body on the source clock from (offset, chunk body) pairs. Exposures are
+    tracked again on the source clock (a chunk border is not a shot change); the chunks'
+    detections keep the measures compile_report took from their frames."""
+    measured = sorted((d.model_copy(update={"t": round(d.t + offset, 3)})
+                       for offset, body in parts for d in body.detections), key=lambda d: (d.t, d.brand))
+    shots = sorted({round(t + offset, 3) for offset, body in parts for t in body.shots[1:]} |
+                   {round(parts[0][0] + (parts[0][1].shots or [0.0])[0], 3)} | {b for _, b in config.ignore})
+    detections, brands, summary = exposure_figures(measured, shots, interval, duration_s, config)
     bodies = [body for _, body in parts]
     counts: dict[str, int] = {}
     for body in bodies:
@@ -74,7 +77,9 @@ def merge_bodies(parts: list[tuple[float, ReportBody]], duration_s: float, inter
         readable_until_s=min(readable) if readable else None,
         warnings=list(dict.fromkeys(w for b in bodies for w in b.warnings)),
         overlays=[o for b in bodies for o in b.overlays], escalation=sum_usage(b.escalation for b in bodies),
-        skipped={k: v for b in bodies for k, v in b.skipped.items()}, detections=detections)
+        skipped={k: v for b in bodies for k, v in b.skipped.items()}, detections=detections, summary=summary,
+        shots=shots, ignored=sorted({r for b in bodies for r in b.ignored}), frame_size=bodies[0].frame_size,
+        sample_interval_s=interval)
 
 
 def merge_stages(per_chunk: list[list[StageRun]]) -> list[StageRun]:

@@ -1,8 +1,11 @@
-"""compile_report: merge per-frame detections into segments per brand over the whole source.
+"""compile_report: per-frame detections -> segments and tracked exposures per brand over the source.
 
 Segments are closed intervals of sample times: one sampled frame at t gives [t, t].
 A segment stands for `end - start + interval` seconds of exposure (each sample stands
-for one sampling interval), clipped to the source's readable duration.
+for one sampling interval), clipped to the source's readable duration. A brand's
+exposure seconds are the union of its segments. Exposures (mpr.analytics) are the
+tracked placements behind them, each with size, position, placement, clarity, clutter,
+quality and media value; docs/exposure.md has the formulas.
 """
 
 from __future__ import annotations
@@ -12,25 +15,33 @@ from collections.abc import Iterable
 
 from pydantic import Field
 
-from mpr.records import BrandExposure, Detection, DetectionSet, Frame, ReportBody, Segment, StageStats
-from tasks.stage import StageConfig, StageContext, StageSpec
+from mpr import analytics
+from mpr.analytics import ExposureConfig, analyse, shot_starts
+from mpr.analytics.exposures import brand_figures, summarize
+from mpr.analytics.measures import measure_detections
+from mpr.analytics.tracking import stitch, track_detections
+from mpr.records import BrandExposure, Detection, DetectionSet, Frame, ReportBody, Segment, SourceSummary, StageStats
+from tasks.stage import StageContext, StageSpec
 
 
-class CompileReportConfig(StageConfig):
+class CompileReportConfig(ExposureConfig):
     max_gap_s: float = Field(2.0, ge=0, le=3600, description="hits at most this far apart join one segment")
     min_confidence: float = Field(0.0, ge=0, le=1, description="ignore detections below this confidence")
+    measure_pixels: bool = Field(True, description="read frames for sharpness, contrast and placement")
 
 
 def compile_report(inputs: list[DetectionSet], config: CompileReportConfig, ctx: StageContext) -> ReportBody:
     frames = {f.t: f for m in inputs for f in m.frames}
     interval = max(m.interval_s for m in inputs)
     found = [d for m in inputs for d in m.detections if d.confidence >= config.min_confidence]
-    detections = sorted(found + _repeat_for_duplicates(found, frames), key=lambda d: (d.t, d.brand))
+    found = sorted(found + _repeat_for_duplicates(found, frames), key=lambda d: (d.t, d.brand))
     readable = [m.readable_until_s for m in inputs if m.readable_until_s is not None]
     limit = min(readable) + interval if readable else _duration(ctx, len(frames), interval)
-    brands = [_exposure(brand, hits, interval, limit, config.max_gap_s) for brand, hits in _by_brand(detections)]
-    brands.sort(key=lambda b: (-b.exposure_s, b.brand))
+    measured = measure_detections(found, frames, ctx.store, config.measure_pixels)
+    shots = shot_starts(list(frames.values()), config.ignore, ctx.source.kind != "video")
+    detections, brands, summary = exposure_figures(measured, shots, interval, limit, config)
     counts = _counts(inputs)
+    first = next(iter(frames.values()), None)
     return ReportBody(
         duration_s=_duration(ctx, len(frames), interval),
         frames_analyzed=len(frames),
@@ -42,11 +53,29 @@ def compile_report(inputs: list[DetectionSet], config: CompileReportConfig, ctx:
         readable_until_s=min(readable) if readable else None,
         warnings=list(dict.fromkeys(n for m in inputs for n in m.notes)),
         detections=detections,
+        summary=summary,
+        shots=shots,
+        ignored=config.ignore,
+        frame_size=(first.width, first.height) if first else (0, 0),
+        sample_interval_s=interval,
         overlays=[ctx.store.url(k) for k in dict.fromkeys(k for m in inputs for k in m.overlays)],
         escalation=sum_usage(m.usage for m in inputs),
         skipped={m.stage: m.skipped for m in inputs if m.skipped},
         stats=StageStats(items_in=len(found), items_out=len(brands)),
     )
+
+
+def exposure_figures(measured: list[Detection], shots: list[float], interval: float, limit: float,
+                     config: CompileReportConfig) -> tuple[list[Detection], list[BrandExposure], SourceSummary]:
+    """Segments, exposures and per-brand figures from measured detections (also used by timelines)."""
+    analysis = analyse(measured, shots, interval, limit, config)
+    segments = [_exposure(brand, hits, interval, limit, config.max_gap_s) for brand, hits in _by_brand(analysis.detections)]
+    total = sum(b.exposure_s for b in segments)
+    brands = [brand_figures(b, analysis.exposures.get(b.brand, []), total) for b in segments]
+    brands.sort(key=lambda b: (-b.exposure_s, b.brand))
+    summary = summarize(brands, {d.t for d in analysis.detections}, interval, limit,
+                        config.currency)
+    return analysis.detections, brands, summary
 
 
 def _counts(inputs: list[DetectionSet]) -> dict[str, int]:
@@ -135,4 +164,5 @@ def _majority(sources: list[str]) -> str:
 
 
 STAGE = StageSpec("compile_report", compile_report, CompileReportConfig, accepts=DetectionSet,
-                  produces=ReportBody, scope="source")
+                  produces=ReportBody, scope="source",
+                  helpers=(analytics.analyse, measure_detections, track_detections, stitch, brand_figures))

@@ -144,6 +144,12 @@ class Detection(Base):
     region: Mapped[str] = mapped_column(String(16), default="frame")
     frame: Mapped[str] = mapped_column(String(512), default="")
     match_score: Mapped[float] = mapped_column(Float, default=0.0)
+    exposure: Mapped[int | None] = mapped_column(Integer, nullable=True)  # exposure id within the run's report
+    share: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    zone: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    placement: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    sharpness: Mapped[float | None] = mapped_column(Float, nullable=True)
+    contrast: Mapped[float | None] = mapped_column(Float, nullable=True)
 
 
 class Exposure(Base):

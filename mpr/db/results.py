@@ -22,7 +22,10 @@ from mpr.db.session import session_scope
 from mpr.errors import InputError
 from mpr.records import BrandExposure, Detection, Report, Segment
 
-REPORT_EXCLUDE = {"brands", "detections"}  # stored as rows, not in Run.report
+REPORT_EXCLUDE = {"brands", "detections"}  # stored as rows (the brands' exposure figures under BRAND_FIGURES)
+BRAND_FIGURES = "brand_figures"  # Run.report key: per brand, the BrandExposure fields that are not rows
+ROW_FIELDS = {"brand", "exposure_s", "detections", "segments"}
+MEASURES = ("exposure", "share", "zone", "placement", "sharpness", "contrast")
 
 
 def start_run(run_key: str, source: str, profile: str, overrides: dict, fingerprint: str,
@@ -57,7 +60,8 @@ def save_results(run_id: int, report: Report, timeline_id: int | None = None) ->
         exposures = [_exposure_row(run_id, b.brand, s) for b in report.brands for s in b.segments]
         if exposures:
             session.execute(insert(m.Exposure), exposures)
-        run.report = report.model_dump(mode="json", exclude=REPORT_EXCLUDE)
+        run.report = {**report.model_dump(mode="json", exclude=REPORT_EXCLUDE),
+                      BRAND_FIGURES: {b.brand: b.model_dump(mode="json", exclude=ROW_FIELDS) for b in report.brands}}
         run.status, run.error, run.finished_at = "completed", None, _now()
 
 
@@ -65,7 +69,7 @@ def _detection_row(run_id: int, timeline_id: int | None, d: Detection) -> dict:
     x1, y1, x2, y2 = d.box
     return dict(run_id=run_id, timeline_id=timeline_id, t=d.t, brand=d.brand, confidence=d.confidence,
                 x1=x1, y1=y1, x2=x2, y2=y2, text=d.text, source_stage=d.source, resolver=d.resolver,
-                region=d.region, frame=d.frame, match_score=d.match_score)
+                region=d.region, frame=d.frame, match_score=d.match_score, **{k: getattr(d, k) for k in MEASURES})
 
 
 def _exposure_row(run_id: int, brand: str, s: Segment) -> dict:
@@ -125,16 +129,18 @@ def report_of(session: Session, run: m.Run) -> Report:
     per_brand = defaultdict(int)
     for d in detections:
         per_brand[d.brand] += 1
+    stored = dict(run.report or {})
+    figures = stored.pop(BRAND_FIGURES, {})
     brands = [BrandExposure(brand=b, exposure_s=round(sum(s.exposure_s for s in segs), 3),
-                            detections=per_brand[b], segments=segs) for b, segs in segments.items()]
+                            detections=per_brand[b], segments=segs, **figures.get(b, {})) for b, segs in segments.items()]
     brands.sort(key=lambda b: (-b.exposure_s, b.brand))
-    return Report(**(run.report or {}), brands=brands, detections=detections)
+    return Report(**stored, brands=brands, detections=detections)
 
 
 def _detection(row: m.Detection) -> Detection:
     return Detection(t=row.t, brand=row.brand, confidence=row.confidence, box=(row.x1, row.y1, row.x2, row.y2),
                      text=row.text, source=row.source_stage, resolver=row.resolver, match_score=row.match_score,
-                     region=row.region, frame=row.frame)
+                     region=row.region, frame=row.frame, **{k: getattr(row, k) for k in MEASURES})
 
 
 def asset_id(key: str) -> int | None:
