@@ -41,6 +41,7 @@ from mpr.checkpoints import record_run  # noqa: E402
 from mpr.db.results import asset_id, fail_run, save_results, start_run  # noqa: E402
 from mpr.errors import InputError, MprError  # noqa: E402
 from mpr.placement import connect, dask_address  # noqa: E402
+from mpr.profiles import load_profile  # noqa: E402
 from mpr.plan import RunPlan, digest, prepare_run  # noqa: E402
 from mpr.records import Manifest, Report, ReportBody, StageRun, StageStats  # noqa: E402
 from mpr.registry import learn, record_brands  # noqa: E402
@@ -73,6 +74,7 @@ def detect_brands(
     dask: str | None = None,
     pause_after: list[str] | None = None,
     step: bool = False,
+    video: bool = True,
 ) -> Report:
     """Find sponsor brands in SOURCE (video, image, image folder, fsspec URL, or
     `timeline:ID` / `timeline:NAME` for the chunks `mpr chunk` made of a long source).
@@ -86,6 +88,8 @@ def detect_brands(
         workers run the profile's `gpu: true` stages (default `MPR_DASK`; none: all local).
     pause_after: stages after which the run pauses until `mpr resume RUN_ID`.
     step: pause after every stage.
+    video: with `out` and a video source, also write annotated.mp4 (boxes, labels and running
+        exposure counters on the source video; it costs a decode and an encode of the whole video).
 
     Results go to the database (`MPR_DATABASE_URL`) as well as to `out`.
     """
@@ -103,14 +107,20 @@ def detect_brands(
         stopped(run, exc)
         raise
     report = make_report(body, source, plan, stages)
-    return finish(report, run, plan, out)
+    annotate = plan.source.local_path if video and plan.source.kind == "video" else None
+    return finish(report, run, plan, out, video_source=annotate)
 
 
 def detect_timeline(ref: str, brands, profile: str, overrides, out: str | None, debug: bool,
                     control: Control) -> Report:
     """Every chunk of a timeline as its own source (own cache keys), merged on the source clock."""
     timeline = load_timeline(ref)
-    plans = [prepare_run(uri, brands, profile, overrides, debug) for uri in timeline.uris]
+    compile_config = load_profile(profile, overrides).configs.get("compile_report") or CompileReportConfig()
+    chunk_overrides = overrides
+    if compile_config.ignore:  # ignore ranges are on the timeline's clock: the merge applies them, not each chunk
+        chunk_overrides = {**(overrides or {}), "compile_report": {**(overrides or {}).get("compile_report", {}),
+                                                                   "ignore": []}}
+    plans = [prepare_run(uri, brands, profile, chunk_overrides, debug) for uri in timeline.uris]
     first = plans[0]
     control.check(first)
     run_key = "timeline-" + digest([p.keys[(p.profile.stages[-1], None)] for p in plans])
@@ -123,9 +133,7 @@ def detect_timeline(ref: str, brands, profile: str, overrides, out: str | None, 
         stopped(run, exc)
         raise
     extract = first.profile.configs[first.profile.stages[0]]
-    compile_config = first.profile.configs.get("compile_report") or CompileReportConfig()
-    body = merge_bodies(list(zip(timeline.offsets, bodies)), timeline.duration_s, 1.0 / extract.fps,
-                        compile_config.max_gap_s)
+    body = merge_bodies(list(zip(timeline.offsets, bodies)), timeline.duration_s, 1.0 / extract.fps, compile_config)
     report = make_report(body, f"timeline:{timeline.name}", first, stages)
     report.fingerprint = run_key
     return finish(report, run, first, out, timeline_id=timeline.id)
@@ -172,12 +180,13 @@ def make_report(body: ReportBody, source: str, plan: RunPlan, stages: list[Stage
                   created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"), stages=stages)
 
 
-def finish(report: Report, run: int, plan: RunPlan, out: str | None, timeline_id: int | None = None) -> Report:
+def finish(report: Report, run: int, plan: RunPlan, out: str | None, timeline_id: int | None = None,
+           video_source: str | None = None) -> Report:
     """Rows first (in one transaction), then the files and artifacts: the files can always be
     rebuilt from the rows (`mpr report`)."""
     save_results(run, report, timeline_id)
     learn_aliases(plan, report)
-    publish(report, out)
+    publish(report, out, video_source)
     return report
 
 
@@ -321,15 +330,15 @@ def _failure(futures: Futures, stage: str) -> str:
     return "upstream failure"
 
 
-def publish(report: Report, out: str | None) -> None:
+def publish(report: Report, out: str | None, video_source: str | None = None) -> None:
     if out:
-        write_report(report, out)
+        write_report(report, out, video_source)
     create_table_artifact(
         key="brand-exposure",
         table=[dict(zip(BRAND_COLUMNS, row)) for row in brand_rows(report)],
         description=f"Brand exposure in {report.source}",
     )
-    create_markdown_artifact(key="brand-report", markdown=markdown(report, out),
+    create_markdown_artifact(key="brand-report", markdown=markdown(report, out, bool(out and video_source)),
                              description=f"Brand timeline for {report.source}")
 
 

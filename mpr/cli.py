@@ -58,6 +58,10 @@ def build_parser() -> argparse.ArgumentParser:
     detect.add_argument("--pause-after", action="append", default=[], metavar="STAGE",
                         help="pause the run after this stage until `mpr resume RUN_ID` (repeatable)")
     detect.add_argument("--step", action="store_true", help="pause after every stage")
+    detect.add_argument("--ignore", action="append", default=[], metavar="START-END|FILE",
+                        help="leave out a time range (replay, ad break): 12:30-13:05; repeatable, or a file of ranges")
+    detect.add_argument("--rate-card", metavar="YAML", help="currency, spot_30s or cpm+audience, placement_rates")
+    detect.add_argument("--no-video", dest="video", action="store_false", help="do not write annotated.mp4")
     detect.add_argument("-v", "--verbose", action="store_true", help="show Prefect's own logs")
 
     resume = sub.add_parser("resume", help="resume a paused run (Prefect has no resume command)")
@@ -146,12 +150,13 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def cmd_detect(args) -> int:
+    from mpr.analytics.inputs import analyst_overrides
     from mpr.db.session import get_engine
     from mpr.plan import prepare_run
     from mpr.profiles import parse_set
     from mpr.timeline import load_timeline, timeline_ref
 
-    overrides = parse_set(args.sets)
+    overrides = analyst_overrides(parse_set(args.sets), args.ignore, args.rate_card)
     ref = timeline_ref(args.source)
     if ref is not None:  # the chunks of a long source: validate the first one
         timeline = load_timeline(ref)
@@ -169,7 +174,7 @@ def cmd_detect(args) -> int:
     from flows.detect import detect_brands
 
     report = detect_brands(args.source, args.brands, args.profile, overrides, out, args.debug,
-                           dask=args.dask, pause_after=args.pause_after, step=args.step)
+                           dask=args.dask, pause_after=args.pause_after, step=args.step, video=args.video)
     if args.json:
         print(json.dumps(report.model_dump(mode="json", exclude={"detections"}), indent=2))
     else:

@@ -1,4 +1,5 @@
-"""Report files (report.json, timeline.csv, brands.csv, detections.csv) and their text tables."""
+"""Report files (report.json, timeline.csv, brands.csv, exposures.csv, detections.csv/.parquet,
+report.html, annotated.mp4) and their text tables."""
 
 from __future__ import annotations
 
@@ -15,8 +16,17 @@ from mpr.records import Report
 from mpr.storage import check_root, configure_s3
 
 STAGE_COLUMNS = ["stage", "state", "seconds", "items in", "items out", "chunks", "cached", "worker"]
-REPORT_FILES = ["report.json", "timeline.csv", "brands.csv", "detections.csv"]
-BRAND_COLUMNS = ["brand", "exposure s", "detections", "segments", "first seen", "last seen"]
+REPORT_FILES = ["report.html", "report.json", "timeline.csv", "brands.csv", "exposures.csv", "detections.csv",
+                "detections.parquet"]
+VIDEO_FILE = "annotated.mp4"
+FILE_MODE = 0o644
+BRAND_COLUMNS = ["brand", "exposure s", "exposures", "quality", "media value", "share of voice", "first seen",
+                 "last seen"]
+EXPOSURE_COLUMNS = ["id", "brand", "start", "end", "duration_s", "shot", "placement", "share_mean", "share_max", "zone",
+                    "central", "clarity", "sharpness", "contrast", "confidence", "clutter", "share_of_voice", "size",
+                    "position", "quality", "media_value", "detections", "source"]
+DETECTION_COLUMNS = ["t", "brand", "confidence", "text", "x1", "y1", "x2", "y2", "region", "frame", "source", "resolver",
+                     "exposure", "share", "zone", "placement", "sharpness", "contrast", "match_score"]
 
 
 def stage_rows(report: Report) -> list[list]:
@@ -25,8 +35,9 @@ def stage_rows(report: Report) -> list[list]:
 
 
 def brand_rows(report: Report) -> list[list]:
-    return [[b.brand, f"{b.exposure_s:.1f}", b.detections, len(b.segments),
-             f"{b.segments[0].start:.1f}", f"{b.segments[-1].end:.1f}"] for b in report.brands]
+    return [[b.brand, f"{b.exposure_s:.1f}", b.exposure_count, f"{b.quality:.2f}", f"{b.media_value:.2f}",
+             f"{100 * b.share_of_voice:.1f}%", f"{b.segments[0].start:.1f}", f"{b.segments[-1].end:.1f}"]
+            for b in report.brands]
 
 
 def _csv(header: list[str], rows: list[list]) -> str:
@@ -37,53 +48,94 @@ def _csv(header: list[str], rows: list[list]) -> str:
     return buf.getvalue()
 
 
-def render_files(report: Report) -> dict[str, str]:
+def render_files(report: Report, video: bool = False) -> dict[str, str | bytes]:
+    """Every report file by name; report.json last (its appearance means the set is complete)."""
+    from mpr.outputs.html import render_html
+
     timeline = [[b.brand, s.start, s.end, round(s.end - s.start, 3), s.confidence, s.detections, s.source]
                 for b in report.brands for s in b.segments]
     timeline.sort(key=lambda r: (r[1], r[0]))
     brands = [[b.brand, b.exposure_s, b.detections, len(b.segments),
-               round(sum(s.confidence for s in b.segments) / len(b.segments), 4)] for b in report.brands]
-    detections = [[d.t, d.brand, d.confidence, d.text, *[round(v, 1) for v in d.box], d.region, d.frame,
-                   d.source, d.resolver] for d in report.detections]
+               round(sum(s.confidence for s in b.segments) / len(b.segments), 4), b.exposure_count, b.quality,
+               b.media_value, b.share_of_voice] for b in report.brands]
+    exposures = sorted((e for b in report.brands for e in b.exposures), key=lambda e: (e.start, e.id))
     return {
         "timeline.csv": _csv(["brand", "start", "end", "duration_s", "confidence", "detections", "source"], timeline),
-        "brands.csv": _csv(["brand", "exposure_s", "detections", "segments", "mean_confidence"], brands),
-        "detections.csv": _csv(["t", "brand", "confidence", "text", "x1", "y1", "x2", "y2", "region", "frame",
-                                "source", "resolver"],
-                               detections),
-        # last: report.json appearing means the set is complete
+        "brands.csv": _csv(["brand", "exposure_s", "detections", "segments", "mean_confidence", "exposures", "quality",
+                            "media_value", "share_of_voice"], brands),
+        "exposures.csv": _csv(EXPOSURE_COLUMNS, [[getattr(e, c) for c in EXPOSURE_COLUMNS] for e in exposures]),
+        "detections.csv": _csv(DETECTION_COLUMNS, _detection_rows(report)),
+        "detections.parquet": _parquet(report),
+        "report.html": render_html(report, VIDEO_FILE if video else None),
         "report.json": json.dumps(report.model_dump(mode="json", exclude={"detections"}), indent=2) + "\n",
     }
 
 
-def write_report(report: Report, out_dir: str | Path) -> str:
+def _detection_rows(report: Report) -> list[list]:
+    rows = []
+    for d in report.detections:
+        values = {**d.model_dump(exclude={"box"}), **dict(zip(("x1", "y1", "x2", "y2"), (round(v, 1) for v in d.box)))}
+        rows.append([values[c] for c in DETECTION_COLUMNS])
+    return rows
+
+
+def _parquet(report: Report) -> bytes:
+    import pandas as pd
+
+    frame = pd.DataFrame(_detection_rows(report), columns=DETECTION_COLUMNS)
+    frame["exposure"] = frame["exposure"].astype("Int64")
+    buf = io.BytesIO()
+    frame.to_parquet(buf, index=False, engine="pyarrow")
+    return buf.getvalue()
+
+
+def write_report(report: Report, out_dir: str | Path, video_source: str | None = None) -> str:
     """Write every file, report.json last. Locally each goes to a temporary name and is
-    renamed; on S3 (`s3://bucket/prefix`) objects appear whole. No half-written report."""
+    renamed; on S3 (`s3://bucket/prefix`) objects appear whole. No half-written report.
+    With `video_source` (a local video file), annotated.mp4 is written first."""
     out = str(out_dir)
-    if out.startswith("s3://"):
-        return _write_remote(render_files(report), check_root(out, "--out"))
-    folder = Path(out)
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, text in render_files(report).items():
-        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=folder)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, folder / name)
-    return str(folder / "report.json")
+    remote = out.startswith("s3://")
+    url = check_root(out, "--out") if remote else out
+    with tempfile.TemporaryDirectory(prefix="mpr-video-") as scratch:
+        folder = Path(scratch) if remote else Path(out)
+        folder.mkdir(parents=True, exist_ok=True)
+        video = _annotate(report, video_source, folder / VIDEO_FILE) if video_source else None
+        files = render_files(report, video=video is not None)
+        if remote:
+            return _write_remote(files, url, video)
+        for name, content in files.items():
+            _replace(folder / name, content)
+        return str(folder / "report.json")
 
 
-def _write_remote(files: dict[str, str], url: str) -> str:
+def _annotate(report: Report, video_source: str, path: Path) -> Path:
+    from mpr.outputs.video import write_annotated_video
+
+    return write_annotated_video(report, video_source, path)
+
+
+def _replace(path: Path, content: str | bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(content.encode("utf-8") if isinstance(content, str) else content)
+    os.chmod(tmp, FILE_MODE)  # mkstemp makes 0600; reports are for sharing
+    os.replace(tmp, path)
+
+
+def _write_remote(files: dict[str, str | bytes], url: str, video: Path | None) -> str:
     configure_s3()
     fs, base = fsspec.core.url_to_fs(url)
-    for name, text in files.items():
-        fs.pipe_file(f"{base}/{name}", text.encode("utf-8"))
+    if video is not None:
+        fs.put_file(str(video), f"{base}/{VIDEO_FILE}")
+    for name, content in files.items():
+        fs.pipe_file(f"{base}/{name}", content.encode("utf-8") if isinstance(content, str) else content)
     return f"{url}/report.json"
 
 
 MAX_OVERLAY_LINKS = 200
 
 
-def markdown(report: Report, out_dir: str | None) -> str:
+def markdown(report: Report, out_dir: str | None, video: bool = False) -> str:
     """The Prefect markdown artifact: summary, brand timeline and stage table."""
     lines = [f"# Brand report: {report.source}", "",
              f"profile **{report.profile}**, {report.duration_s:.1f} s, "
@@ -91,10 +143,13 @@ def markdown(report: Report, out_dir: str | None) -> str:
              f"{report.unresolved} unresolved texts", ""]
     if report.warnings:
         lines += [f"> warning: {w}" for w in report.warnings] + [""]
-    lines += ["| brand | exposure s | segments |", "|---|---|---|"]
+    currency = report.summary.currency or "value"
+    lines += [f"| brand | exposure s | exposures | quality | media value ({currency}) | share of voice | segments |",
+              "|---|---|---|---|---|---|---|"]
     for b in report.brands:
         spans = ", ".join(f"{s.start:g}-{s.end:g}" for s in b.segments)
-        lines.append(f"| {b.brand} | {b.exposure_s:.1f} | {spans} |")
+        lines.append(f"| {b.brand} | {b.exposure_s:.1f} | {b.exposure_count} | {b.quality:.2f} | {b.media_value:.2f} "
+                     f"| {100 * b.share_of_voice:.1f}% | {spans} |")
     if report.escalation:
         lines += ["", "| escalation | calls | input tokens | output tokens | est. cost $ | from cache | resolved |",
                   "|---|---|---|---|---|---|---|"]
@@ -105,7 +160,7 @@ def markdown(report: Report, out_dir: str | None) -> str:
     lines += ["| " + " | ".join(map(str, row)) + " |" for row in stage_rows(report)]
     if out_dir:
         where = out_dir.rstrip("/") if "://" in out_dir else Path(out_dir).resolve().as_uri()
-        links = " · ".join(f"[{name}]({where}/{name})" for name in REPORT_FILES)
+        links = " · ".join(f"[{name}]({where}/{name})" for name in REPORT_FILES + [VIDEO_FILE] * video)
         lines += ["", f"Files in `{where}`: {links}"]
     if report.overlays:
         lines += ["", f"## Debug overlays ({len(report.overlays)})", ""]

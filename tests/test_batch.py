@@ -21,6 +21,7 @@ from sqlalchemy import select
 from flows.batch import BatchError, batch_detect, report_folder
 from flows.media import scan_media
 from mpr.db import models as m
+from mpr.reporting import REPORT_FILES, VIDEO_FILE
 from mpr.db.queries import pending_assets
 from mpr.db.results import fail_run, save_results, start_run
 from mpr.db.session import session_scope
@@ -72,7 +73,7 @@ def completed_runs() -> dict[str, m.Run]:
 
 def report_brands(b: dict, key: str) -> list[str]:
     folder = Path(report_folder(b["out"], key))
-    assert sorted(p.name for p in folder.iterdir()) == ["brands.csv", "detections.csv", "report.json", "timeline.csv"]
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*REPORT_FILES, VIDEO_FILE])
     report = json.loads((folder / "report.json").read_text())
     assert report["source"].endswith(key) and report["profile"] == "db_test"
     return [brand["brand"] for brand in report["brands"]]

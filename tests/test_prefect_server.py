@@ -81,6 +81,6 @@ def test_cloud_key_from_a_secret_block_is_used_and_never_written(prefect_api, tm
     artifacts = httpx.post(f"{prefect_api}/artifacts/filter",
                            json={"artifacts": {"flow_run_id": {"any_": [run_id]}}}).json()
     written = [result.stdout, result.stderr, json.dumps(logs), json.dumps(artifacts),
-               *(p.read_text() for p in (tmp_path / "out").iterdir()),
+               *(p.read_bytes().decode("latin-1") for p in (tmp_path / "out").iterdir()),
                *(p.read_bytes().decode("latin-1") for p in data_dir.rglob("*") if p.is_file())]
     assert logs and artifacts and not [w for w in written if KEY in w]
