@@ -19,6 +19,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from mpr.errors import InputError
+from mpr.vision.cuts import DecodeCuts
 
 VIDEO_EXTS = {".mp4", ".mkv", ".avi", ".mov", ".webm", ".flv", ".wmv", ".m4v", ".ts", ".mpg", ".mpeg"}
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
@@ -59,6 +60,7 @@ class ReadResult:
 
     readable_until_s: float | None = None
     notes: list[str] = field(default_factory=list)
+    cut_samples: list[int] = field(default_factory=list)  # samples that open a new shot (decode-time cuts)
 
 
 def _ext(path: str) -> str:
@@ -196,15 +198,18 @@ def sample_interval(info: SourceInfo, fps: float) -> float:
 
 
 def read_samples(info: SourceInfo, chunk: ChunkSpec, fps: float, result: ReadResult,
-                 lookbehind: bool = True) -> Iterator[tuple[int, float, str, np.ndarray]]:
+                 lookbehind: bool = True, cut_fps: float = 0.0) -> Iterator[tuple[int, float, str, np.ndarray]]:
     """Yield (sample index, t, name, BGR image) for the chunk, one frame in memory at a time.
 
     With `lookbehind`, the sample just before the chunk comes first (index
-    `sample_start - 1`), so the next stage can tell whether a shot continues.
+    `sample_start - 1`), so the next stage can tell whether a shot continues. With
+    `cut_fps` > 0, a video's frames are also examined for shot cuts at up to that rate;
+    `result.cut_samples` then lists the samples that open a new shot.
     """
     first = chunk.sample_start - 1 if lookbehind and chunk.sample_start > 0 else chunk.sample_start
     if info.kind == "video":
-        yield from _read_video(info, first, chunk.sample_stop, fps, result)
+        cuts = DecodeCuts(info.native_fps, cut_fps) if cut_fps > 0 and info.native_fps > 0 else None
+        yield from _read_video(info, first, chunk.sample_stop, fps, result, cuts)
         return
     fs, _ = fsspec.core.url_to_fs(info.uri)
     for index in range(first, chunk.sample_stop):
@@ -223,23 +228,32 @@ def _read_image(fs, path: str) -> np.ndarray | None:
     return cv2.imdecode(data, cv2.IMREAD_COLOR)
 
 
-def _read_video(info: SourceInfo, first: int, stop: int, fps: float,
-                result: ReadResult) -> Iterator[tuple[int, float, str, np.ndarray]]:
-    """Sequential grab() between samples; decode (retrieve) only the sampled frames."""
+def _read_video(info: SourceInfo, first: int, stop: int, fps: float, result: ReadResult,
+                cuts: DecodeCuts | None = None) -> Iterator[tuple[int, float, str, np.ndarray]]:
+    """Sequential grab() between samples; decode (retrieve) only the sampled frames.
+
+    With `cuts`, every frame it wants is also retrieved and fed to it, starting a few
+    frames before the first sample and running a few past the last, so a cut right
+    next to either end is still seen with its neighbours.
+    """
     cap = cv2.VideoCapture(info.local_path)
     try:
-        position = round(first / fps * info.native_fps)
+        def target(index: int) -> int:
+            return min(round(index / fps * info.native_fps), info.frame_count - 1)
+
+        position = target(first) - (cuts.lag if cuts else 0)
+        position = max(0, position)
         if position > 0:
             cap.set(cv2.CAP_PROP_POS_FRAMES, position)
         last_good: float | None = None
         for index in range(first, stop):
-            target = min(round(index / fps * info.native_fps), info.frame_count - 1)
             ok = True
-            while ok and position < target:
+            while ok and position < target(index):
                 ok = cap.grab()
+                if ok and cuts and cuts.wants(position):
+                    cuts.feed(position, cap.retrieve()[1])
                 position += 1
             ok = ok and cap.grab()
-            position += 1
             image = cap.retrieve()[1] if ok else None
             if image is None:
                 result.readable_until_s = last_good if last_good is not None else first / fps
@@ -247,7 +261,27 @@ def _read_video(info: SourceInfo, first: int, stop: int, fps: float,
                     f"video unreadable after {result.readable_until_s:.2f}s of "
                     f"{info.duration_s:.2f}s (truncated or corrupt); analysed up to the last good frame")
                 return
+            if cuts and cuts.wants(position):
+                cuts.feed(position, image)
+            position += 1
             last_good = index / fps
             yield index, round(index / fps, 3), "", image
+        if cuts:
+            for _ in range(cuts.lag):
+                if not cap.grab():
+                    break
+                if cuts.wants(position):
+                    cuts.feed(position, cap.retrieve()[1])
+                position += 1
     finally:
         cap.release()
+        if cuts:
+            result.cut_samples = sorted({_sample_at(p, fps, info.native_fps) for p in cuts.positions})
+
+
+def _sample_at(position: int, fps: float, native_fps: float) -> int:
+    """The first sample whose frame is at or after `position`: the first sample of a new shot."""
+    index = max(0, math.floor(position * fps / native_fps))
+    while round(index / fps * native_fps) < position:
+        index += 1
+    return index

@@ -1,5 +1,8 @@
 """filter_scenes: mark shot changes, drop blank frames and near-duplicates of the last kept frame.
 
+Shot changes are the union of the cuts extract_frames found at frame rate and a colour
+histogram test between consecutive samples (which also covers images and dissolves).
+
 Dropped duplicates keep a pointer (`same_as`) to the frame they repeat, so the report
 can still count them as seen without reading them again.
 """
@@ -53,7 +56,8 @@ def filter_scenes(inputs: list[FrameSet], config: FilterScenesConfig, ctx: Stage
     out, counts = [], {"kept": 0, "duplicate": 0, "blank": 0, "cuts": 0}
     for frame in frames_in.frames:
         look = _Look(store, frame)
-        cut = prev is not None and look.distance(prev) > config.shot_threshold
+        # a cut found while decoding (extract_frames) or a colour change between samples
+        cut = frame.cut or (prev is not None and look.distance(prev) > config.shot_threshold)
         update: dict = {"cut": cut}
         if look.thumb.std() < config.min_detail:
             update["dropped"] = "blank"
