@@ -26,6 +26,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
+from mpr.outputs.video import brand_colours
 from mpr.records import BrandExposure, Exposure, Report
 
 MAX_EXPOSURE_ROWS = 500
@@ -33,8 +34,7 @@ SCROLL_ROWS = 25  # longer exposure tables scroll inside their card
 MANY_BRANDS = 8  # above this the share-of-screen histogram is one overall distribution
 PLACEMENT_COLOURS = {"perimeter_board": "#1f6fb4", "overlay": "#e8862a", "shirt": "#2ca25f", "other": "#8c6bb1"}
 SEGMENT_COLOUR = "#7b8794"  # brands without exposure data: their segments
-BRAND_COLOURS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
-                 "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
+NEUTRAL = "#1f77b4"  # single-series plots
 _RC = {"svg.fonttype": "none", "svg.hashsalt": "mpr-report", "font.size": 10,
        "axes.spines.top": False, "axes.spines.right": False, "axes.edgecolor": "#9aa3ad",
        "axes.labelcolor": "#333b45", "xtick.color": "#4a525c", "ytick.color": "#333b45",
@@ -176,8 +176,10 @@ def _figure(width: float, height: float) -> Figure:
 
 
 def _brand_colour(report: Report, brand: str) -> str:
-    index = next((i for i, b in enumerate(report.brands) if b.brand == brand), 0)
-    return BRAND_COLOURS[index % len(BRAND_COLOURS)]
+    """The brand's colour in annotated.mp4, so plots, tables and video agree."""
+    names = {b.brand for b in report.brands} | {d.brand for d in report.detections}
+    blue, green, red = brand_colours(names)[brand]
+    return f"#{red:02x}{green:02x}{blue:02x}"
 
 
 def _end(report: Report) -> float:
@@ -253,7 +255,7 @@ def _share_svg(report: Report) -> str | None:
                     color=[_brand_colour(report, name) for name, _ in groups], label=[_label(n, 22) for n, _ in groups])
             ax.legend(frameon=False, fontsize=8)
         else:
-            ax.hist(values, bins=bins, color=BRAND_COLOURS[0], edgecolor="white", linewidth=0.5)
+            ax.hist(values, bins=bins, color=NEUTRAL, edgecolor="white", linewidth=0.5)
         _share_axes(ax, log, [v for _, vs in groups for v in vs])
         ax.set_xlabel("mean share of screen per exposure (%)")
         ax.set_ylabel("exposures")

@@ -25,9 +25,9 @@ import numpy as np
 
 from mpr.records import Detection, Report
 
-_PALETTE_RGB = [  # distinct, saturated, visible on grass, crowds and dark graphics
+_PALETTE_RGB = [  # distinct, saturated, visible on grass, crowds and dark graphics (and on report.html's white)
     (230, 25, 75), (255, 225, 25), (0, 130, 255), (255, 140, 0), (145, 60, 255), (70, 240, 240),
-    (240, 50, 230), (190, 255, 60), (255, 160, 200), (0, 170, 150), (245, 245, 245), (190, 175, 255),
+    (240, 50, 230), (190, 255, 60), (255, 160, 200), (0, 170, 150), (154, 99, 36), (190, 175, 255),
 ]
 PALETTE = [(b, g, r) for r, g, b in _PALETTE_RGB]  # BGR, as cv2 draws
 FONT = cv2.FONT_HERSHEY_SIMPLEX
