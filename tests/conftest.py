@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -35,11 +37,43 @@ def data_dir(tmp_path, monkeypatch) -> Path:
     return path
 
 
+_SHARED_SERVER: dict = {}
+
+
+def shared_prefect_api() -> str:
+    """One real `prefect server` for every `mpr` subprocess of the session, started on first use.
+
+    Without PREFECT_API_URL each `mpr` command starts (and stops) its own temporary
+    server, about 6 s per command on 2 cores; a user running many commands runs a
+    server too. Task caching lives in the result storage, not the server, so sharing
+    one does not share checkpoints between tests.
+    """
+    if "api" not in _SHARED_SERVER:
+        from tests.prefect_server import prefect_server
+
+        stack = ExitStack()
+        _SHARED_SERVER["api"] = stack.enter_context(prefect_server(Path(tempfile.mkdtemp(prefix="mpr-prefect-"))))
+        _SHARED_SERVER["stack"] = stack
+    return _SHARED_SERVER["api"]
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if "stack" in _SHARED_SERVER:
+        _SHARED_SERVER.pop("stack").close()
+
+
+def mpr_env(env: dict | None = None) -> dict:
+    """A user's environment for an `mpr` subprocess: the test's own, the shared Prefect
+    server unless the test names one, then `env`."""
+    user_env = {k: v for k, v in os.environ.items() if k != "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"}
+    user_env["PREFECT_API_URL"] = user_env.get("PREFECT_API_URL") or shared_prefect_api()
+    return {**user_env, **(env or {})}
+
+
 def run_mpr(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """Run the real `mpr` command in a subprocess."""
-    user_env = {k: v for k, v in os.environ.items() if k != "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL"}
     return subprocess.run([sys.executable, "-m", "mpr.cli", *map(str, args)], capture_output=True, text=True,
-                          env={**user_env, **(env or {})}, cwd=cwd or ROOT, timeout=900)
+                          env=mpr_env(env), cwd=cwd or ROOT, timeout=900)
 
 
 def write(path: Path, text: str) -> Path:

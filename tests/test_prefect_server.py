@@ -12,16 +12,15 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.conftest import run_mpr, write
-from tests.prefect_server import prefect_server
+from tests.conftest import run_mpr, shared_prefect_api, write
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def prefect_api(tmp_path_factory):
-    with prefect_server(tmp_path_factory.mktemp("prefect-home")) as api:
-        yield api
+def prefect_api():
+    """The session's real server (the one every `mpr` subprocess of the tests reports to)."""
+    return shared_prefect_api()
 
 
 def test_cli_run_is_visible_through_the_prefect_api(prefect_api, tmp_path, data_dir):

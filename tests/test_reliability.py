@@ -1,15 +1,19 @@
-"""Reliability: two runs of the same source at once share caches and rows without damage."""
+"""Reliability: two runs of the same source at once share caches and rows without damage;
+a run killed mid-way (SIGKILL) and run again reuses what it finished and loses nothing."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from sqlalchemy import func, select
 
-from tests.conftest import ROOT, write
+from tests.conftest import ROOT, mpr_env, write
 from tests.media import small_clip
 from tests.test_database import PROFILE
 
@@ -26,7 +30,7 @@ def test_two_runs_of_the_same_source_at_once(db_url, data_dir, tmp_path):
             str(tmp_path / "brands.yaml"), "--profile", str(tmp_path / "profile.yaml"),
             "--set", "extract_frames.chunk_s=2"]
     runs = [subprocess.Popen([*args, "--out", str(tmp_path / f"out{i}")], cwd=ROOT, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True) for i in range(2)]
+                             stderr=subprocess.PIPE, text=True, env=mpr_env()) for i in range(2)]
     results = [(run.wait(timeout=600), run.stderr.read()) for run in runs]
     assert [rc for rc, _ in results] == [0, 0], results
     reports = [json.loads((tmp_path / f"out{i}" / "report.json").read_text()) for i in range(2)]
@@ -40,7 +44,7 @@ def test_two_runs_of_the_same_source_at_once(db_url, data_dir, tmp_path):
 
     # the caches both runs wrote are whole: a third run replays everything
     third = subprocess.run([*args, "--out", str(tmp_path / "out3"), "--json"], cwd=ROOT, capture_output=True,
-                           text=True, timeout=600)
+                           text=True, timeout=600, env=mpr_env())
     assert third.returncode == 0, third.stderr
     assert {s["state"] for s in json.loads(third.stdout)["stages"]} == {"cached"}
 
@@ -66,3 +70,46 @@ def test_concurrent_starts_of_one_run_key_share_one_row(db_url):
     for thread in threads:
         thread.join(timeout=60)
     assert not errors and len(ids) == 6 and len(set(ids)) == 1, errors
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_a_run_killed_mid_way_reruns_from_its_finished_stages(db_url, data_dir, tmp_path):
+    """SIGKILL the whole process group while the run waits after run_ocr (a deterministic
+    'mid-way'), then run the same command again: the stages that finished come back
+    cached, the rest run, and the report and rows are whole."""
+    from mpr.db import models as m
+    from mpr.db.session import session_scope
+
+    small_clip(tmp_path)
+    write(tmp_path / "profile.yaml", PROFILE)
+    args = [sys.executable, "-m", "mpr.cli", "detect", str(tmp_path / "match.mp4"), "--brands",
+            str(tmp_path / "brands.yaml"), "--profile", str(tmp_path / "profile.yaml"),
+            "--set", "extract_frames.chunk_s=2", "--no-video", "--out", str(tmp_path / "out")]
+    first = subprocess.Popen([*args, "--pause-after", "run_ocr"], cwd=ROOT, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.PIPE, text=True, start_new_session=True, env=mpr_env())
+    try:
+        deadline, seen = time.monotonic() + 300, []
+        while time.monotonic() < deadline and not any("paused after run_ocr" in line for line in seen):
+            line = first.stderr.readline()  # progress and the pause line go to stderr
+            if not line:
+                break
+            seen.append(line)
+        assert any("paused after run_ocr" in line for line in seen), seen
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)
+        first.wait(timeout=60)
+    assert first.returncode == -signal.SIGKILL
+    assert not (tmp_path / "out" / "report.json").exists()  # nothing half-written
+
+    again = subprocess.run([*args, "--json"], cwd=ROOT, capture_output=True, text=True, timeout=600, env=mpr_env())
+    assert again.returncode == 0, again.stderr
+    report = json.loads(again.stdout)
+    assert {s["name"]: s["state"] for s in report["stages"]} == {
+        "extract_frames": "cached", "filter_scenes": "cached", "run_ocr": "cached",
+        "match_brands": "completed", "compile_report": "completed"}
+    assert report["brands"] and json.loads((tmp_path / "out" / "report.json").read_text())["brands"] == report["brands"]
+    with session_scope() as session:  # the killed run's row was taken over, not duplicated
+        [run] = session.scalars(select(m.Run)).all()
+        detections = session.scalar(select(func.count()).select_from(m.Detection).where(m.Detection.run_id == run.id))
+    assert run.status == "completed"
+    assert detections == sum(b["detections"] for b in report["brands"])
