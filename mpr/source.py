@@ -7,6 +7,7 @@ fsspec URL. Probing happens before any work so bad input fails fast with one lin
 from __future__ import annotations
 
 import hashlib
+import io
 import math
 import shutil
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from pathlib import Path
 import cv2
 import fsspec
 import numpy as np
+from PIL import Image
 from pydantic import BaseModel
 
 from mpr.errors import InputError
@@ -24,6 +26,7 @@ from mpr.vision.cuts import DecodeCuts
 VIDEO_EXTS = {".mp4", ".mkv", ".avi", ".mov", ".webm", ".flv", ".wmv", ".m4v", ".ts", ".mpg", ".mpeg"}
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
 SAMPLE_BYTES = 4 << 20  # bytes hashed at head, middle and tail of large files
+MAX_PIXELS = 8192 * 8192  # larger images and frames are refused from their header, before any decode
 
 
 class SourceInfo(BaseModel):
@@ -138,7 +141,27 @@ def _probe_folder(uri: str, fs, path: str) -> SourceInfo:
                       frame_count=len(names), images=names)
 
 
+def _too_large(width: int, height: int) -> str | None:
+    if width * height > MAX_PIXELS:
+        return f"{width}x{height} pixels, more than the {MAX_PIXELS // 1_000_000} MP limit"
+    return None
+
+
+def _image_too_large(data: str | bytes) -> str | None:
+    """Why an image is too large to decode, from its header alone; None if it is not (or
+    Pillow cannot read the header, in which case OpenCV decides)."""
+    try:
+        with Image.open(data if isinstance(data, str) else io.BytesIO(data)) as image:
+            return _too_large(*image.size)
+    except Image.DecompressionBombError:  # Pillow's own limit (178 MP) is above ours
+        return f"more than {2 * Image.MAX_IMAGE_PIXELS // 1_000_000} MP, over the {MAX_PIXELS // 1_000_000} MP limit"
+    except (OSError, ValueError):
+        return None
+
+
 def _probe_image(uri: str, local: str, fingerprint: str) -> SourceInfo:
+    if why := _image_too_large(local):
+        raise InputError(f"source {uri}: image is {why}")
     image = cv2.imread(local)
     if image is None:
         raise InputError(f"source {uri}: not an image OpenCV can decode")
@@ -161,6 +184,8 @@ def _probe_video(uri: str, local: str, fingerprint: str) -> SourceInfo:
             raise InputError(f"source {uri}: video reports no frame rate")
         count = max(count, 1)
         h, w = frame.shape[:2]
+        if why := _too_large(w, h):
+            raise InputError(f"source {uri}: video frames are {why}")
     finally:
         cap.release()
     return SourceInfo(uri=uri, kind="video", fingerprint=fingerprint, local_path=local,
@@ -216,16 +241,18 @@ def read_samples(info: SourceInfo, chunk: ChunkSpec, fps: float, result: ReadRes
         path = info.images[index]
         image = _read_image(fs if info.kind == "images" else None, path)
         if image is None:
-            result.notes.append(f"unreadable image skipped: {path.rsplit('/', 1)[-1]}")
+            result.notes.append(f"unreadable or too large image skipped: {path.rsplit('/', 1)[-1]}")
             continue
         yield index, index / fps if info.kind == "images" else 0.0, path.rsplit("/", 1)[-1], image
 
 
 def _read_image(fs, path: str) -> np.ndarray | None:
+    data = path if fs is None else fs.cat_file(path)
+    if _image_too_large(data):
+        return None
     if fs is None:
         return cv2.imread(path)
-    data = np.frombuffer(fs.cat_file(path), dtype=np.uint8)
-    return cv2.imdecode(data, cv2.IMREAD_COLOR)
+    return cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
 
 
 def _read_video(info: SourceInfo, first: int, stop: int, fps: float, result: ReadResult,

@@ -25,6 +25,19 @@ def header_only(path):
     return path
 
 
+def huge_png(path):
+    """A PNG whose header claims 9000 x 9000 pixels (243 MB decoded, 81 MP), and no pixel data."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", 9000, 9000, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IEND", b""))
+    return path
+
+
 CASES = {
     "missing source": (lambda d, g: ["detect", d / "nope.mp4", "--brands", g["brands"]],
                        "source {d}/nope.mp4: no such file or folder"),
@@ -57,6 +70,8 @@ CASES = {
                   "--set nonsense: expected STAGE.KEY=VALUE"),
     "hostile fps": (lambda d, g: ["detect", g["image"], "--brands", g["brands"], "--set", "extract_frames.fps=100000"],
                     "key fps: Input should be less than or equal to 60"),
+    "enormous image": (lambda d, g: ["detect", huge_png(d / "huge.png"), "--brands", g["brands"]],
+                       "image is 9000x9000 pixels, more than the 67 MP limit"),
     "no arguments": (lambda d, g: ["detect"], "the following arguments are required: source, --brands"),
 }
 

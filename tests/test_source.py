@@ -117,3 +117,16 @@ def test_unreadable_source(video, tmp_path, monkeypatch):
         monkeypatch.setattr(LocalFileSystem, "open", refuse)
     with pytest.raises(InputError, match="permission denied"):
         probe_source(str(locked), tmp_path)
+
+
+def test_an_enormous_image_in_a_folder_is_skipped_from_its_header(tmp_path):
+    from tests.test_cli_errors import huge_png
+
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    cv2.imwrite(str(folder / "a.jpg"), np.full((36, 64, 3), 90, np.uint8))
+    huge_png(folder / "b.png")
+    info = probe_source(str(folder), tmp_path / "cache")
+    result = ReadResult()
+    names = [name for _, _, name, _ in read_samples(info, plan_chunks(info, 1.0, 60)[0], 1.0, result)]
+    assert names == ["a.jpg"] and result.notes == ["unreadable or too large image skipped: b.png"]
