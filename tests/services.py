@@ -71,3 +71,51 @@ def db_url(request, tmp_path, monkeypatch) -> str:
     reset_engines()
     yield url
     drop()
+
+
+class FlakyProxy:
+    """A real TCP proxy to a server that closes its first `drop` connections at once, as a
+    database that is restarting or behind a failing network does."""
+
+    def __init__(self, host: str, port: int, drop: int):
+        import socket
+        import threading
+
+        self.target, self.drop, self.dropped = (host, port), drop, 0
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if self.dropped < self.drop:
+                self.dropped += 1
+                client.close()
+                continue
+            upstream = socket.create_connection(self.target)
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self.listener.close()

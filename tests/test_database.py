@@ -193,11 +193,46 @@ def test_cli_results_land_in_the_database_and_rebuild_byte_for_byte(db_url, stil
 def test_unreachable_or_unsupported_database_is_one_line_and_writes_nothing(still):
     args = [still / "frame.jpg", "--brands", still / "brands.yaml", "--profile", still / "profile.yaml",
             "--out", still / "out"]
-    down = run_mpr("detect", *args, env={"MPR_DATABASE_URL": "postgresql+psycopg://postgres:hunter2@127.0.0.1:9/x"})
-    assert down.returncode == 1 and down.stderr.count("\n") == 1 and "Traceback" not in down.stderr
-    assert "database postgresql+psycopg://postgres:***@127.0.0.1:9/x unavailable" in down.stderr
+    down = run_mpr("detect", *args, env={"MPR_DATABASE_URL": "postgresql+psycopg://postgres:hunter2@127.0.0.1:9/x",
+                                         "MPR_DB_ATTEMPTS": "3"})
+    *retries, error = down.stderr.splitlines()  # a notice per retry, then one error line
+    assert down.returncode == 1 and "Traceback" not in down.stderr
+    assert len(retries) == 2 and all("unavailable (attempt" in line and "retrying in" in line for line in retries)
+    assert error.startswith("mpr: error: database postgresql+psycopg://postgres:***@127.0.0.1:9/x unavailable")
     assert "hunter2" not in down.stderr and not (still / "out").exists()
     odd = run_mpr("detect", *args, env={"MPR_DATABASE_URL": "mysql://root@127.0.0.1/x"})
     assert odd.returncode == 2 and "unsupported database" in odd.stderr
     missing = run_mpr("report", "nothing-like-this.mp4")
     assert missing.returncode == 2 and "no completed run matches" in missing.stderr
+
+
+def test_a_database_that_comes_back_is_retried_and_one_that_does_not_fails_clearly(monkeypatch):
+    """Connections dropped by a real TCP proxy in front of PostgreSQL: two drops are
+    retried through (backoff), more drops than attempts end in one MprError."""
+    from sqlalchemy.engine import make_url
+
+    from mpr.db.session import get_engine, reset_engines
+    from mpr.errors import MprError
+    from tests.services import FlakyProxy, fresh_pg_database
+
+    url, drop = fresh_pg_database()
+    target = make_url(url)
+    try:
+        monkeypatch.setenv("MPR_DB_ATTEMPTS", "4")
+        flaky = FlakyProxy(target.host, target.port, drop=2)
+        reset_engines()
+        engine = get_engine(target.set(port=flaky.port).render_as_string(hide_password=False))
+        with engine.connect() as connection:
+            assert connection.execute(select(func.count()).select_from(m.Run)).scalar() == 0
+        assert flaky.dropped == 2
+        engine.dispose()
+
+        down = FlakyProxy(target.host, target.port, drop=100)
+        reset_engines()
+        with pytest.raises(MprError, match=r"database .* unavailable: "):
+            get_engine(target.set(port=down.port).render_as_string(hide_password=False))
+        assert down.dropped == 4
+        flaky.close(), down.close()
+    finally:
+        reset_engines()
+        drop()

@@ -18,7 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from mpr.db import models as m
-from mpr.db.session import session_scope
+from mpr.db.session import session_scope, with_retries
 from mpr.errors import InputError
 from mpr.records import BrandExposure, Detection, Report, Segment
 
@@ -28,6 +28,7 @@ ROW_FIELDS = {"brand", "exposure_s", "detections", "segments"}
 MEASURES = ("exposure", "share", "zone", "placement", "sharpness", "contrast")
 
 
+@with_retries
 def start_run(run_key: str, source: str, profile: str, overrides: dict, fingerprint: str,
               flow_run_id: str | None, asset_id: int | None = None, timeline_id: int | None = None) -> int:
     """Create or reuse the run row for this key and mark it running; returns its id."""
@@ -41,6 +42,7 @@ def start_run(run_key: str, source: str, profile: str, overrides: dict, fingerpr
         return run.id
 
 
+@with_retries
 def fail_run(run_id: int, error: str, status: str = "failed") -> None:
     """Mark a run `failed` (or `cancelled`) with its error."""
     with session_scope() as session:
@@ -49,6 +51,7 @@ def fail_run(run_id: int, error: str, status: str = "failed") -> None:
             run.status, run.error, run.finished_at = status, error[:2000], _now()
 
 
+@with_retries
 def save_results(run_id: int, report: Report, timeline_id: int | None = None) -> None:
     """Replace the run's detections and exposures with the report's, in one transaction."""
     with session_scope() as session:

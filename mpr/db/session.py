@@ -4,16 +4,25 @@ SQLite file by default (`MPR_DATA_DIR/mpr.db`); PostgreSQL with
 `MPR_DATABASE_URL=postgresql+psycopg://user@host/db` (psycopg 3). The schema is brought to
 the newest alembic revision on first use, under a lock, so concurrent processes starting
 on a fresh database do not race.
+
+A database that does not answer is retried with exponential backoff and jitter
+(`MPR_DB_ATTEMPTS`, default 4 attempts over about 4 s) before the run fails with one
+line. Every retried unit is a whole transaction, so a retry never half-applies.
 """
 
 from __future__ import annotations
 
 import fcntl
+import functools
+import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
+from typing import TypeVar
+
+import tenacity
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
@@ -25,6 +34,45 @@ from mpr.errors import InputError, MprError
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 SUPPORTED = ("sqlite", "postgresql")
+log = logging.getLogger("mpr.progress.db")  # the CLI prints mpr.progress on stderr
+T = TypeVar("T")
+
+
+def _attempts() -> int:
+    try:
+        return min(20, max(1, int(os.environ.get("MPR_DB_ATTEMPTS", "4"))))
+    except ValueError:
+        raise InputError(f"MPR_DB_ATTEMPTS {os.environ['MPR_DB_ATTEMPTS']!r}: not a whole number") from None
+
+
+def _unavailable(url: str, exc: OperationalError) -> MprError:
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines() or ["no answer"]
+    return MprError(f"database {redact(url)} unavailable: {reason[0]}")
+
+
+def retried(fn: Callable[..., T], *args, url: str | None = None, **kwargs) -> T:
+    """fn(*args, **kwargs), retried on connection-level errors; then one clear MprError."""
+    url = url or database_url()
+
+    def warn(state: tenacity.RetryCallState) -> None:
+        log.warning("database %s unavailable (attempt %d of %d), retrying in %.1f s", redact(url),
+                    state.attempt_number, _attempts(), state.next_action.sleep if state.next_action else 0)
+
+    retrying = tenacity.Retrying(stop=tenacity.stop_after_attempt(_attempts()), reraise=True,
+                                 wait=tenacity.wait_exponential_jitter(initial=0.5, max=8, jitter=0.5),
+                                 retry=tenacity.retry_if_exception_type(OperationalError), before_sleep=warn)
+    try:
+        return retrying(fn, *args, **kwargs)
+    except OperationalError as exc:
+        raise _unavailable(url, exc) from None
+
+
+def with_retries(fn: Callable[..., T]) -> Callable[..., T]:
+    """Decorator: the whole function (one transaction) is retried, see `retried`."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        return retried(fn, *args, **kwargs)
+    return wrapper
 
 
 def database_url() -> str:
@@ -65,11 +113,9 @@ def _engine(url: str) -> Engine:
         raise InputError(f"MPR_DATABASE_URL {redact(url)}: unsupported database (want sqlite or postgresql+psycopg)")
     try:
         engine = _create(parsed)
-        migrate(engine)
     except NoSuchModuleError as exc:
         raise InputError(f"MPR_DATABASE_URL {redact(url)}: no driver ({exc})") from None
-    except OperationalError as exc:
-        raise MprError(f"database {redact(url)} unavailable: {str(exc.orig).strip().splitlines()[0]}") from None
+    retried(migrate, engine, url=url)
     return engine
 
 
