@@ -268,8 +268,7 @@ def _read_video(info: SourceInfo, first: int, stop: int, fps: float, result: Rea
         def target(index: int) -> int:
             return min(round(index / fps * info.native_fps), info.frame_count - 1)
 
-        position = target(first) - (cuts.lag if cuts else 0)
-        position = max(0, position)
+        position = max(0, target(first) - (cuts.lag if cuts else 0))
         if position > 0:
             cap.set(cv2.CAP_PROP_POS_FRAMES, position)
         last_good: float | None = None

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import TypeVar
 
 import tenacity
-
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
