@@ -175,11 +175,10 @@ def _figure(width: float, height: float) -> Figure:
         return Figure(figsize=(width, height), layout="constrained")
 
 
-def _brand_colour(report: Report, brand: str) -> str:
-    """The brand's colour in annotated.mp4, so plots, tables and video agree."""
+def _brand_colours(report: Report) -> dict[str, str]:
+    """Each brand's colour in annotated.mp4 (same brand set), so plots, tables and video agree."""
     names = {b.brand for b in report.brands} | {d.brand for d in report.detections}
-    blue, green, red = brand_colours(names)[brand]
-    return f"#{red:02x}{green:02x}{blue:02x}"
+    return {name: f"#{red:02x}{green:02x}{blue:02x}" for name, (blue, green, red) in brand_colours(names).items()}
 
 
 def _end(report: Report) -> float:
@@ -251,8 +250,9 @@ def _share_svg(report: Report) -> str | None:
     with matplotlib.rc_context(_RC):
         ax = fig.add_subplot()
         if len(groups) <= MANY_BRANDS:
+            colours = _brand_colours(report)
             ax.hist([vs for _, vs in groups], bins=bins, stacked=True, edgecolor="white", linewidth=0.5,
-                    color=[_brand_colour(report, name) for name, _ in groups], label=[_label(n, 22) for n, _ in groups])
+                    color=[colours[name] for name, _ in groups], label=[_label(n, 22) for n, _ in groups])
             ax.legend(frameon=False, fontsize=8)
         else:
             ax.hist(values, bins=bins, color=NEUTRAL, edgecolor="white", linewidth=0.5)
@@ -297,8 +297,8 @@ def _ranking_svg(report: Report) -> str:
     fig = _figure(6, max(3.8, 1.1 + 0.4 * n))  # at least as tall as the share-of-screen plot beside it
     with matplotlib.rc_context(_RC):
         ax = fig.add_subplot()
-        ax.barh(range(n), [b.media_value for b in brands], height=0.55,
-                color=[_brand_colour(report, b.brand) for b in brands])
+        colours = _brand_colours(report)
+        ax.barh(range(n), [b.media_value for b in brands], height=0.55, color=[colours[b.brand] for b in brands])
         for i, b in enumerate(brands):
             ax.annotate(f"{_s(b.exposure_s)} s", (b.media_value, i), xytext=(4, 0), textcoords="offset points",
                         va="center", fontsize=8, color="#333b45")
@@ -337,7 +337,8 @@ def _brands_section(report: Report) -> str:
         return ""
     headers = ["brand", "exposure s", "exposures", "share of voice %", "quality", "media value", "first seen s",
                "last seen s"]
-    rows = [[_Raw(f'<span class="dot" style="background:{_brand_colour(report, b.brand)}"></span>{_esc(b.brand)}'),
+    colours = _brand_colours(report)
+    rows = [[_Raw(f'<span class="dot" style="background:{colours[b.brand]}"></span>{_esc(b.brand)}'),
              _s(b.exposure_s), f"{b.exposure_count:,}", _pct(b.share_of_voice, 1), f"{b.quality:.2f}",
              _money(b.media_value, report.summary.currency), *_seen(b)] for b in _ranked(report)]
     return f"<section><h2>Brands</h2>{_table(headers, rows, set(range(1, 8)))}</section>"
