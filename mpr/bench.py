@@ -22,6 +22,12 @@ with ffmpeg (`-stream_loop -1 -t M*60 -c copy`) into that folder. Measured, in t
   flow s.
 - `decode_fps`: OpenCV `VideoCapture` grab()+retrieve() over every frame of the (looped)
   source; `decode_grab_fps` grab() only. The physical floor of any profile.
+- `sample_read_seconds`: reading just the profile's samples of the whole source as
+  extract_frames does with decode-time cuts off: OpenCV grab() between samples, retrieve()
+  at them (every frame is still decoded). `keyframe_read_seconds`: the same samples with
+  `extract_frames.keyframes` (PyAV, only keyframes and the groups of pictures holding a
+  sample with no keyframe near it are decoded); `keyframe_snapped_share`: the samples that
+  took a keyframe; `keyframe_interval_s`: the median distance between keyframes.
 - `peak_rss_mb`: peak resident memory of this process (getrusage RUSAGE_SELF; child
   processes such as ffmpeg and Prefect's ephemeral server are not included).
 """
@@ -142,6 +148,7 @@ def bench(source: str, brands: str, profile: str, overrides: dict, minutes: floa
 
     frames, decode_s, grabbed, grab_s = decode_speed(plan.source.local_path) if plan.source.kind == "video" \
         else (0, 0.0, 0, 0.0)
+    reads = sample_reads(plan) if plan.source.kind == "video" else {}
     stage_total = sum(s.seconds for s in report.stages)
     video_s = report.duration_s or plan.source.duration_s
     return {
@@ -166,6 +173,7 @@ def bench(source: str, brands: str, profile: str, overrides: dict, minutes: floa
         "decode_frames": frames,
         "decode_fps": _ratio(frames, decode_s, 1),
         "decode_grab_fps": _ratio(grabbed, grab_s, 1),
+        **reads,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "peak_rss_covers": "this process only (RUSAGE_SELF): not ffmpeg, not Prefect's ephemeral server",
         "cpus": os.cpu_count(),
@@ -247,6 +255,38 @@ def decode_speed(path: str) -> tuple[int, float, int, float]:
     return (*one_pass(True), *one_pass(False))
 
 
+def sample_reads(plan) -> dict[str, Any]:
+    """Seconds to read the profile's samples of the whole source, sequentially and keyframe-snapped."""
+    from statistics import median
+
+    from mpr.keyframes import KeyframeReader
+    from mpr.source import ChunkSpec, ReadResult, read_samples, sample_count
+
+    info, fps = plan.source, plan.profile.configs[plan.profile.stages[0]].fps
+    whole = ChunkSpec(0, 0.0, info.duration_s, 0, sample_count(info, fps))
+    seconds, results = {}, {}
+    for keyframes in (False, True):
+        results[keyframes] = ReadResult()
+        start = time.perf_counter()
+        for _ in read_samples(info, whole, fps, results[keyframes], keyframes=keyframes):
+            pass
+        seconds[keyframes] = time.perf_counter() - start
+    reader = KeyframeReader(info.local_path, fps, info.native_fps, info.frame_count)
+    try:
+        times = reader.keyframe_times(0.0, info.duration_s)
+    finally:
+        reader.close()
+    gaps = [b - a for a, b in zip(times, times[1:])]
+    return {
+        "samples_read": whole.sample_stop,
+        "sample_read_seconds": round(seconds[False], 3),
+        "keyframe_read_seconds": round(seconds[True], 3),
+        "keyframe_read_speedup": _ratio(seconds[False], seconds[True], 2),
+        "keyframe_snapped_share": _ratio(results[True].snapped, whole.sample_stop),
+        "keyframe_interval_s": round(median(gaps), 3) if gaps else None,
+    }
+
+
 def print_tables(result: dict[str, Any]) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -279,6 +319,11 @@ def print_tables(result: dict[str, Any]) -> None:
         ("replay ratio", fmt(result["replay_ratio"]), "replay s / flow s"),
         ("decode fps", fmt(result["decode_fps"]), f"OpenCV grab+retrieve, {result['decode_frames']} frames"),
         ("decode grab fps", fmt(result["decode_grab_fps"]), "OpenCV grab only"),
+        ("sample read", fmt(result.get("sample_read_seconds"), " s"),
+         f"{result.get('samples_read')} samples: OpenCV grab between, retrieve at"),
+        ("  keyframe-snapped", fmt(result.get("keyframe_read_seconds"), " s"),
+         f"PyAV, {fmt(result.get('keyframe_snapped_share'))} of samples snapped, "
+         f"keyframes every {fmt(result.get('keyframe_interval_s'), ' s')}"),
         ("peak RSS", fmt(result["peak_rss_mb"], " MB"), result["peak_rss_covers"]),
         ("Prefect start-up", fmt(result["prefect_startup_seconds"], " s"), "not in the flow run's time"),
     ):

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import av
 import cv2
 import fsspec
 import numpy as np
@@ -21,6 +22,7 @@ from PIL import Image
 from pydantic import BaseModel
 
 from mpr.errors import InputError
+from mpr.keyframes import KeyframeReader
 from mpr.vision.cuts import DecodeCuts
 
 VIDEO_EXTS = {".mp4", ".mkv", ".avi", ".mov", ".webm", ".flv", ".wmv", ".m4v", ".ts", ".mpg", ".mpeg"}
@@ -64,6 +66,7 @@ class ReadResult:
     readable_until_s: float | None = None
     notes: list[str] = field(default_factory=list)
     cut_samples: list[int] = field(default_factory=list)  # samples that open a new shot (decode-time cuts)
+    snapped: int = 0  # samples that took a nearby keyframe instead of their exact frame
 
 
 def _ext(path: str) -> str:
@@ -223,15 +226,21 @@ def sample_interval(info: SourceInfo, fps: float) -> float:
 
 
 def read_samples(info: SourceInfo, chunk: ChunkSpec, fps: float, result: ReadResult,
-                 lookbehind: bool = True, cut_fps: float = 0.0) -> Iterator[tuple[int, float, str, np.ndarray]]:
+                 lookbehind: bool = True, cut_fps: float = 0.0,
+                 keyframes: bool = False) -> Iterator[tuple[int, float, str, np.ndarray]]:
     """Yield (sample index, t, name, BGR image) for the chunk, one frame in memory at a time.
 
     With `lookbehind`, the sample just before the chunk comes first (index
     `sample_start - 1`), so the next stage can tell whether a shot continues. With
     `cut_fps` > 0, a video's frames are also examined for shot cuts at up to that rate;
-    `result.cut_samples` then lists the samples that open a new shot.
+    `result.cut_samples` then lists the samples that open a new shot. With `keyframes`, a
+    video sample takes a keyframe within half a sample interval of its time where there is
+    one, and most frames are never decoded (mpr.keyframes; no decode-time cuts then).
     """
     first = chunk.sample_start - 1 if lookbehind and chunk.sample_start > 0 else chunk.sample_start
+    if info.kind == "video" and keyframes:
+        yield from _read_keyframes(info, first, chunk.sample_stop, fps, result)
+        return
     if info.kind == "video":
         cuts = DecodeCuts(info.native_fps, cut_fps) if cut_fps > 0 and info.native_fps > 0 else None
         yield from _read_video(info, first, chunk.sample_stop, fps, result, cuts)
@@ -282,10 +291,7 @@ def _read_video(info: SourceInfo, first: int, stop: int, fps: float, result: Rea
             ok = ok and cap.grab()
             image = cap.retrieve()[1] if ok else None
             if image is None:
-                result.readable_until_s = last_good if last_good is not None else first / fps
-                result.notes.append(
-                    f"video unreadable after {result.readable_until_s:.2f}s of "
-                    f"{info.duration_s:.2f}s (truncated or corrupt); analysed up to the last good frame")
+                _unreadable(info, result, last_good if last_good is not None else first / fps)
                 return
             if cuts and cuts.wants(position):
                 cuts.feed(position, image)
@@ -303,6 +309,29 @@ def _read_video(info: SourceInfo, first: int, stop: int, fps: float, result: Rea
         cap.release()
         if cuts:
             result.cut_samples = sorted({_sample_at(p, fps, info.native_fps) for p in cuts.positions})
+
+
+def _read_keyframes(info: SourceInfo, first: int, stop: int, fps: float,
+                    result: ReadResult) -> Iterator[tuple[int, float, str, np.ndarray]]:
+    reader = KeyframeReader(info.local_path, fps, info.native_fps, info.frame_count)
+    read, last_good = 0, first / fps
+    try:
+        for target, image in reader.read(range(first, stop)):
+            read, last_good = read + 1, target.t
+            result.snapped += target.snapped
+            yield target.index, round(target.t, 3), "", image
+    except av.FFmpegError:
+        pass  # corrupt data: what was read stands, like the sequential reader
+    finally:
+        reader.close()
+    if read < stop - first:
+        _unreadable(info, result, last_good)
+
+
+def _unreadable(info: SourceInfo, result: ReadResult, last_good: float) -> None:
+    result.readable_until_s = last_good
+    result.notes.append(f"video unreadable after {last_good:.2f}s of {info.duration_s:.2f}s "
+                        "(truncated or corrupt); analysed up to the last good frame")
 
 
 def _sample_at(position: int, fps: float, native_fps: float) -> int:

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from mpr.imaging import limit_side
+from mpr.keyframes import KeyframeReader, plan_targets
 from mpr.records import Frame, FrameSet, StageStats
 from mpr.source import ReadResult, read_samples, sample_interval
 from mpr.vision.cuts import DecodeCuts
@@ -19,6 +20,16 @@ class ExtractFramesConfig(StageConfig):
     cut_fps: float = Field(30.0, ge=0, le=120, description=(
         "decoded frames per second examined for shot cuts (PySceneDetect AdaptiveDetector); at or "
         "above the source's rate every frame is; 0: only filter_scenes' per-sample test"))
+    keyframes: bool = Field(False, description=(
+        "a video sample takes a keyframe within half a sample interval of its time where there is one, "
+        "so most frames are never decoded (PyAV, skip_frame=NONKEY); needs cut_fps: 0"))
+
+    @model_validator(mode="after")
+    def _keyframes_without_cuts(self):
+        if self.keyframes and self.cut_fps > 0:
+            raise ValueError("keyframes: true needs cut_fps: 0 (decode-time cut detection examines every frame, "
+                             "keyframe sampling decodes few)")
+        return self
 
 
 def extract_frames(inputs: list, config: ExtractFramesConfig, ctx: StageContext) -> FrameSet:
@@ -26,7 +37,8 @@ def extract_frames(inputs: list, config: ExtractFramesConfig, ctx: StageContext)
     result = ReadResult()
     frames: list[Frame] = []
     previous = None
-    for index, t, name, image in read_samples(ctx.source, chunk, config.fps, result, cut_fps=config.cut_fps):
+    for index, t, name, image in read_samples(ctx.source, chunk, config.fps, result, cut_fps=config.cut_fps,
+                                               keyframes=config.keyframes):
         image = limit_side(image, config.max_side)
         key = ctx.store.put_image(f"frames/{ctx.key}/{index:06d}.jpg", image, config.jpeg_quality)
         frame = Frame(index=index, t=t, key=key, width=image.shape[1], height=image.shape[0], name=name)
@@ -43,10 +55,10 @@ def extract_frames(inputs: list, config: ExtractFramesConfig, ctx: StageContext)
         interval_s=sample_interval(ctx.source, config.fps),
         readable_until_s=result.readable_until_s,
         notes=result.notes,
-        counts={"sampled": len(frames), "decode_cuts": sum(f.cut for f in frames)},
+        counts={"sampled": len(frames), "decode_cuts": sum(f.cut for f in frames), "keyframe_snapped": result.snapped},
         stats=StageStats(items_in=chunk.sample_stop - chunk.sample_start, items_out=len(frames)),
     )
 
 
 STAGE = StageSpec("extract_frames", extract_frames, ExtractFramesConfig, accepts=None,
-                  produces=FrameSet, helpers=(read_samples, limit_side, DecodeCuts))
+                  produces=FrameSet, helpers=(read_samples, limit_side, DecodeCuts, KeyframeReader, plan_targets))
