@@ -23,6 +23,7 @@ from mpr.escalation.resolve import SKIP_ENV, skip_requested
 from mpr.registry import apply_registry
 from mpr.source import ChunkSpec, SourceInfo, plan_chunks, probe_source
 from mpr.storage import configure_s3
+from mpr.store import check_store
 from tasks.registry import STAGES
 from tasks.stage import StageContext
 
@@ -84,6 +85,7 @@ def prepare_run(source: str, brands: str | list | dict, profile: str = "soccer_b
     plan = RunPlan(prof, info, brand_list, plan_chunks(info, extract.fps, extract.chunk_s),
                    settings.artifacts_url())
     _compute_keys(plan)
+    check_store(plan.store_root)  # an unreachable store fails here, before any row or file is written
     return plan
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel
 
-from mpr.errors import InputError
+from mpr.errors import InputError, MprError
 from mpr.keyframes import KeyframeReader
 from mpr.vision.cuts import DecodeCuts
 
@@ -101,10 +101,14 @@ def probe_source(uri: str, cache_dir: Path) -> SourceInfo:
         if fs.isdir(path):
             return _probe_folder(uri, fs, path)
         size = fs.size(path)
+    except InputError:
+        raise
     except PermissionError:
         raise InputError(f"source {uri}: permission denied") from None
     except OSError as exc:
         raise InputError(f"source {uri}: cannot be read ({exc})") from None
+    except Exception as exc:  # a remote store that does not answer (botocore's errors are not OSErrors)
+        raise MprError(f"source {uri}: storage unreachable ({exc})") from None
     if not size:
         raise InputError(f"source {uri}: file is empty (0 bytes)")
     ext = _ext(path)

@@ -167,8 +167,25 @@ _configured: tuple | None = None
 def s3_options() -> dict:
     """fsspec/s3fs options from the environment, or from the `MPR_S3_BLOCK` AwsCredentials block."""
     block = os.environ.get("MPR_S3_BLOCK")
-    if block:
-        return _block_options(block)
+    options = _block_options(block) if block else _env_options()
+    attempts = os.environ.get("MPR_S3_ATTEMPTS")
+    if attempts:  # botocore's retries with backoff of every S3 call (its default: 5, legacy mode)
+        options["config_kwargs"] = {"retries": {"max_attempts": _whole("MPR_S3_ATTEMPTS", attempts, 1, 20),
+                                                "mode": "standard"}}
+    return options
+
+
+def _whole(name: str, value: str, low: int, high: int) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise InputError(f"{name} {value!r}: not a whole number") from None
+    if not low <= number <= high:
+        raise InputError(f"{name} {value!r}: want {low} to {high}")
+    return number
+
+
+def _env_options() -> dict:
     options: dict = {}
     endpoint = os.environ.get("S3_ENDPOINT_URL")
     if endpoint:
@@ -203,7 +220,7 @@ def configure_s3(force: bool = False) -> None:
     """Make the S3 options fsspec's defaults for `s3://` (once per process and setting)."""
     global _configured
     marker = (os.environ.get("MPR_S3_BLOCK"), os.environ.get("S3_ENDPOINT_URL"),
-              os.environ.get("AWS_DEFAULT_REGION"), os.environ.get("AWS_REGION"))
+              os.environ.get("AWS_DEFAULT_REGION"), os.environ.get("AWS_REGION"), os.environ.get("MPR_S3_ATTEMPTS"))
     if _configured == marker and not force:
         return
     options = s3_options()

@@ -55,6 +55,22 @@ class ArtifactStore:
         return image
 
 
+def check_store(root: str) -> None:
+    """Fail fast with one line when a remote artifact store cannot be reached or its bucket is
+    missing, before a run writes anything. The S3 client has retried with backoff by then
+    (botocore, `MPR_S3_ATTEMPTS`); a local folder is created when first written."""
+    if "://" not in root or root.startswith("file://"):
+        return
+    store = open_store(root)
+    bucket = store.base.split("/", 1)[0]
+    try:
+        store.fs.info(bucket)
+    except FileNotFoundError:
+        raise MprError(f"artifact store {root}: bucket {bucket!r} does not exist") from None
+    except Exception as exc:  # botocore's connection errors are not OSErrors
+        raise MprError(f"artifact store {root}: unreachable ({exc})") from None
+
+
 @lru_cache(maxsize=8)
 def open_store(root: str) -> ArtifactStore:
     return ArtifactStore(root)

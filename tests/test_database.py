@@ -206,6 +206,22 @@ def test_unreachable_or_unsupported_database_is_one_line_and_writes_nothing(stil
     assert missing.returncode == 2 and "no completed run matches" in missing.stderr
 
 
+def test_unreachable_storage_is_one_line_and_writes_nothing(db_url, still):
+    """S3 down: the S3 client's retries with backoff (MPR_S3_ATTEMPTS), then one line before any row or file."""
+    s3_down = {"S3_ENDPOINT_URL": "http://127.0.0.1:9", "AWS_ACCESS_KEY_ID": "mpr", "AWS_SECRET_ACCESS_KEY": "hunter2",
+               "MPR_S3_ATTEMPTS": "2"}
+    options = ["--brands", still / "brands.yaml", "--profile", still / "profile.yaml", "--out", still / "out"]
+    down = run_mpr("detect", still / "frame.jpg", *options, env={**s3_down, "MPR_ARTIFACTS": "s3://mpr-art/x"})
+    source_down = run_mpr("detect", "s3://mpr-media/frame.jpg", *options, env=s3_down)
+    for done in (down, source_down):
+        assert done.returncode == 1 and done.stderr.count("\n") == 1 and "Traceback" not in done.stderr
+        assert "hunter2" not in done.stderr and not (still / "out").exists()
+    assert down.stderr.startswith("mpr: error: artifact store s3://mpr-art/x: unreachable (Could not connect")
+    assert source_down.stderr.startswith("mpr: error: source s3://mpr-media/frame.jpg: storage unreachable (Could")
+    with session_scope() as session:
+        assert session.scalars(select(m.Run)).all() == []
+
+
 def test_a_database_that_comes_back_is_retried_and_one_that_does_not_fails_clearly(monkeypatch):
     """Connections dropped by a real TCP proxy in front of PostgreSQL: two drops are
     retried through (backoff), more drops than attempts end in one MprError."""

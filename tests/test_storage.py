@@ -122,6 +122,15 @@ def test_artifact_store_round_trip_on_s3(s3_env):
     assert sorted(o["Key"].rsplit("/", 1)[-1] for o in objects["Contents"]) == ["000001.png", "000002.jpg"]
 
 
+def test_check_store_passes_a_live_bucket_and_names_a_missing_one(s3_env, tmp_path):
+    from mpr.store import check_store
+
+    check_store(s3_env.url("mpr-media", "artifacts"))
+    check_store(str(tmp_path / "not-yet"))  # a local folder is made when first written
+    with pytest.raises(MprError, match=r"artifact store s3://no-such-bucket/a: bucket 'no-such-bucket' does not exist"):
+        check_store("s3://no-such-bucket/a")
+
+
 # ---- Prefect: blocks, result storage -----------------------------------------------------------
 
 
