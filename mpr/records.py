@@ -124,6 +124,7 @@ class Crop(BaseModel):
     box: Box  # the region in frame pixels
     to_frame: list[list[float]]  # 3x3 homography: crop pixels -> frame pixels
     single_line: bool = False  # recognition only (no text detection)
+    hash: str = ""  # dhash of the stored crop (escalation groups near-identical candidates by it)
 
 
 class CropSet(RegionSet):

@@ -40,19 +40,28 @@ class ArtifactStore:
             raise MprError(f"artifact missing from store {self.root}: {key}") from None
 
     def put_image(self, key: str, image: np.ndarray, quality: int = 95) -> str:
-        ext = "." + key.rsplit(".", 1)[-1]
-        params = [cv2.IMWRITE_JPEG_QUALITY, quality] if ext in (".jpg", ".jpeg") else []
-        ok, buf = cv2.imencode(ext, image, params)
-        if not ok:
-            raise MprError(f"could not encode image for {key}")
-        return self.put_bytes(key, buf.tobytes())
+        return self.put_bytes(key, encode_image(key, image, quality))
 
     def get_image(self, key: str, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
-        data = np.frombuffer(self.get_bytes(key), dtype=np.uint8)
-        image = cv2.imdecode(data, flags)
-        if image is None:
-            raise MprError(f"artifact is not a readable image: {key}")
-        return image
+        return decode_image(key, self.get_bytes(key), flags)
+
+
+def encode_image(key: str, image: np.ndarray, quality: int = 95) -> bytes:
+    """The bytes `put_image` stores under `key` (its extension picks the format)."""
+    ext = "." + key.rsplit(".", 1)[-1]
+    params = [cv2.IMWRITE_JPEG_QUALITY, quality] if ext in (".jpg", ".jpeg") else []
+    ok, buf = cv2.imencode(ext, image, params)
+    if not ok:
+        raise MprError(f"could not encode image for {key}")
+    return buf.tobytes()
+
+
+def decode_image(key: str, data: bytes, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
+    """What `get_image` returns for those bytes."""
+    image = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), flags)
+    if image is None:
+        raise MprError(f"artifact is not a readable image: {key}")
+    return image
 
 
 def check_store(root: str) -> None:

@@ -15,6 +15,7 @@ from mpr.escalation.candidates import dhash
 from mpr.imaging import crop
 from mpr.matching import BrandMatcher, union
 from mpr.records import Candidate, Crop, Detection, DetectionSet, RegionKind, StageStats, TextRead, TextSet
+from mpr.store import decode_image, encode_image
 from mpr.vision.rectify import covered
 from tasks.stage import StageConfig, StageContext, StageSpec
 
@@ -65,18 +66,33 @@ def _worth_escalating(read: TextRead, config: MatchBrandsConfig) -> bool:
 
 def _candidates(reads: list[TextRead], names: dict[str, str], config: MatchBrandsConfig,
                 ctx: StageContext) -> list[Candidate]:
-    """Crop each unresolved text from its frame into the store, for escalation."""
+    """Crop each unresolved text from its frame into the store, for escalation.
+
+    A crop's key is its frame's key, box and padding, not this stage's key: a rerun with
+    another match_brands config (a lower min_score, a new alias) finds the crops it shares
+    with the last run and reads those small images instead of decoding their frames again."""
     out, images = [], {}
-    for n, read in enumerate(reads):
-        if read.frame_key not in images:
-            images = {read.frame_key: ctx.store.get_image(read.frame_key)}  # reads come frame by frame
-        key = f"crops/{ctx.key}/{read.t:09.3f}_{n:03d}.jpg"
-        pixels = crop(images[read.frame_key], read.box, config.crop_padding)
-        ctx.store.put_image(key, pixels)
+    for read in reads:
+        key = _crop_key(read, config.crop_padding)
+        if ctx.store.exists(key):
+            pixels = ctx.store.get_image(key)
+        else:
+            if read.frame_key not in images:
+                images = {read.frame_key: ctx.store.get_image(read.frame_key)}  # reads come frame by frame
+            data = encode_image(key, crop(images[read.frame_key], read.box, config.crop_padding))
+            ctx.store.put_bytes(key, data)
+            pixels = decode_image(key, data)  # hashed as stored, so both paths hash alike
         out.append(Candidate(t=read.t, text=read.text, score=read.score, box=read.box, crop_key=key,
                              frame_key=read.frame_key, frame=names.get(read.frame_key, ""), region=read.region,
                              hash=dhash(pixels)))
     return out
+
+
+def _crop_key(read: TextRead, padding: float) -> str:
+    """`text-crops/<frame key without .jpg>/<x1>_<y1>_<x2>_<y2>_p<padding>.jpg`; frame keys name
+    their extract_frames task, so the key changes whenever the frame's pixels can."""
+    box = "_".join(str(round(v)) for v in read.box)
+    return f"text-crops/{read.frame_key.rsplit('.', 1)[0]}/{box}_p{padding:g}.jpg"
 
 
 def _region_candidates(crops: list[Crop], detections: list[Detection], names: dict[str, str],
@@ -92,12 +108,11 @@ def _region_candidates(crops: list[Crop], detections: list[Detection], names: di
         mine = found[names.get(c.frame_key) or str(c.t)]
         if c.kind != "board_band" and any(covered(d.box, c.box) > 0.5 for d in mine):
             continue  # a brand was read in this board or logo (bands hold several brands: always searched)
-        pixels = ctx.store.get_image(c.crop_key)
         out.append(Candidate(t=c.t, text="", score=1.0, box=c.box, crop_key=c.crop_key, kind="region",
                              frame_key=c.frame_key, frame=names.get(c.frame_key, ""), region=c.kind,
-                             to_frame=c.to_frame, hash=dhash(pixels)))
+                             to_frame=c.to_frame, hash=c.hash or dhash(ctx.store.get_image(c.crop_key))))
     return out
 
 
 STAGE = StageSpec("match_brands", match_brands, MatchBrandsConfig, accepts=TextSet, produces=DetectionSet,
-                  uses_brands=True, helpers=(BrandMatcher, crop, dhash))
+                  uses_brands=True, helpers=(BrandMatcher, crop, dhash, encode_image))

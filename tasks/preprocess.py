@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 from pydantic import Field
 
+from mpr.escalation.candidates import dhash
 from mpr.records import Crop, CropSet, Region, RegionKind, RegionSet, StageStats
+from mpr.store import decode_image, encode_image
 from mpr.vision.rectify import covered, crop_box, enhance_contrast, rectify_quad
 from tasks.stage import StageConfig, StageContext, StageSpec
 
@@ -42,9 +44,12 @@ def preprocess(inputs: list[RegionSet], config: PreprocessConfig, ctx: StageCont
         for n, region in enumerate(regions):
             pixels, to_frame = _prepare(image, region, bands, config)
             pixels = enhance_contrast(pixels, config.clahe_clip)
-            key = ctx.store.put_image(f"crops/{ctx.key}/{region.t:09.3f}_{n:02d}.jpg", pixels)
+            key = f"crops/{ctx.key}/{region.t:09.3f}_{n:02d}.jpg"
+            data = encode_image(key, pixels)
+            ctx.store.put_bytes(key, data)
             crops.append(Crop(t=region.t, frame_key=frame_key, crop_key=key, kind=region.kind, box=region.box,
-                              to_frame=to_frame.tolist(), single_line=_single_line(region, config)))
+                              to_frame=to_frame.tolist(), single_line=_single_line(region, config),
+                              hash=dhash(decode_image(key, data))))
     return regions_in.carry(CropSet, fields=regions_in.fields, regions=regions_in.regions, crops=crops,
                             counts={**regions_in.counts, "crops": len(crops)},
                             stats=StageStats(items_in=len(regions_in.regions), items_out=len(crops)))
@@ -75,4 +80,4 @@ def _single_line(region: Region, config: PreprocessConfig) -> bool:
 
 
 STAGE = StageSpec("preprocess", preprocess, PreprocessConfig, accepts=RegionSet, produces=CropSet,
-                  helpers=(rectify_quad,))
+                  helpers=(rectify_quad, dhash, encode_image))

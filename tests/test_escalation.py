@@ -279,3 +279,32 @@ def test_escalation_config_errors_are_one_line(data_dir, tmp_path):
     missing = run_mpr("detect", "samples/demo.mp4", "--brands", tmp_path / "brands.yaml")
     assert missing.returncode == 2
     assert missing.stderr.strip() == f"mpr: error: brands file {tmp_path / 'brands.yaml'}: X: logo missing.png: no such file"
+
+
+def test_a_rerun_of_match_brands_reuses_its_text_crops_without_decoding_frames(tmp_path):
+    """Unresolved-text crops are keyed by frame, box and padding, not by match_brands' config:
+    a rerun with another min_score finds them (the frame itself may be gone) and hashes alike."""
+    import cv2
+    import numpy as np
+
+    from mpr.brands import load_brands
+    from mpr.records import Frame, TextRead, TextSet
+    from mpr.source import ChunkSpec, SourceInfo
+    from tasks.match_brands import MatchBrandsConfig, match_brands
+    from tasks.stage import StageContext
+
+    store_root = str(tmp_path / "store")
+    image = np.full((360, 640, 3), 200, np.uint8)
+    cv2.putText(image, "ZEBRAWORD", (40, 120), cv2.FONT_HERSHEY_DUPLEX, 1.5, (20, 20, 20), 3)
+    ctx = StageContext(source=SourceInfo(uri="x.mp4", kind="video", fingerprint="f", local_path="x.mp4"),
+                       store_root=store_root, key="match_brands-1", chunk=ChunkSpec(0, 0, 1, 0, 1),
+                       brands=load_brands([{"name": "Nordlys"}]))
+    key = ctx.store.put_image("frames/extract_frames-ab/000000.jpg", image)
+    texts = TextSet(chunk=0, frames=[Frame(index=0, t=0.0, key=key, width=640, height=360)],
+                    reads=[TextRead(t=0.0, frame_key=key, text="ZEBRAWORD", score=0.95, box=(35, 85, 300, 130))])
+    [first] = match_brands([texts], MatchBrandsConfig(), ctx).unresolved
+    (tmp_path / "store" / key).unlink()
+    rerun = StageContext(**{**ctx.__dict__, "key": "match_brands-2"})
+    [again] = match_brands([texts], MatchBrandsConfig(min_score=70), rerun).unresolved
+    assert (again.crop_key, again.hash) == (first.crop_key, first.hash) and first.hash
+    assert first.crop_key.startswith("text-crops/frames/extract_frames-ab/000000/")
