@@ -143,3 +143,27 @@ def test_analyst_inputs(tmp_path):
     with pytest.raises(InputError, match="unknown key 'price'"):
         analyst_overrides({}, [], str(card))
 
+
+
+def test_pixel_measures_are_remembered_per_frame_and_box(tmp_path):
+    """A second measuring of the same boxes (a replay with another match_brands config) reads the
+    memo, not the frame; a new box in that frame needs the frame again."""
+    from mpr.analytics.measures import measure_detections
+    from mpr.store import ArtifactStore
+
+    store = ArtifactStore(str(tmp_path / "store"))
+    image = np.full((360, 640, 3), (40, 140, 40), np.uint8)  # grass
+    image[:100] = 90  # stands and boards above it
+    cv2.putText(image, "NORDLYS", (60, 80), cv2.FONT_HERSHEY_DUPLEX, 1.5, (255, 255, 255), 3)
+    key = store.put_image("frames/extract_frames-ab/000000.jpg", image)
+    frames = {0.0: Frame(index=0, t=0.0, key=key, width=640, height=360)}
+    board = Detection(t=0.0, brand="Nordlys", confidence=0.9, box=(50, 40, 260, 95))
+    first = measure_detections([board], frames, store)[0]
+    assert first.sharpness and first.contrast and first.placement == "perimeter_board"
+
+    (tmp_path / "store" / key).unlink()  # the frame is gone: only the memo can answer now
+    again = measure_detections([board.model_copy(update={"brand": "Kiwi"})], frames, store)[0]
+    assert (again.share, again.zone, again.placement, again.sharpness, again.contrast) == \
+        (first.share, first.zone, first.placement, first.sharpness, first.contrast)
+    other = measure_detections([board.model_copy(update={"box": (300, 200, 400, 240)})], frames, store)[0]
+    assert other.sharpness is None and other.share > 0  # not measured before: needs the missing frame

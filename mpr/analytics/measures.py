@@ -6,6 +6,10 @@ detections in it; frames with no detection are never read.
 
 from __future__ import annotations
 
+import hashlib
+import inspect
+import json
+import sys
 from collections import defaultdict
 
 import cv2
@@ -14,6 +18,7 @@ import numpy as np
 from mpr.errors import MprError
 from mpr.records import ZONES, Box, Detection, Frame, Placement
 from mpr.store import ArtifactStore
+from mpr.vision import pitch as pitch_module
 from mpr.vision.pitch import calibrate_grass, pitch_mask, to_hsv
 
 SHARPNESS_HALF = 300.0  # Laplacian variance that scores 0.5 (crisp 30 px text is 1000+, motion-blurred < 100)
@@ -28,7 +33,12 @@ REGION_PLACEMENT: dict[str, Placement] = {"board_band": "perimeter_board", "boar
 
 def measure_detections(detections: list[Detection], frames: dict[float, Frame], store: ArtifactStore,
                        read_pixels: bool = True) -> list[Detection]:
-    """The detections with share, zone, and (reading the frames) sharpness, contrast and placement."""
+    """The detections with share, zone, and (reading the frames) sharpness, contrast and placement.
+
+    With pixels, a frame's measures are also kept in the store next to nothing else
+    (`measures/<version>/<frame key>.json`, one entry per box and region): a rerun whose
+    detections in that frame are all known (a replay with another match_brands config)
+    reads that small file instead of decoding the frame again."""
     by_time: dict[float, list[int]] = defaultdict(list)
     for i, d in enumerate(detections):
         by_time[d.t].append(i)
@@ -37,11 +47,49 @@ def measure_detections(detections: list[Detection], frames: dict[float, Frame], 
         frame = frames.get(t)
         if frame is None:
             continue
-        image = _image(store, frame.key) if read_pixels else None
-        mask = _pitch(image) if image is not None else None
-        for i in indices:
-            out[i] = detections[i].model_copy(update=_measures(detections[i], frame, image, mask))
+        if not read_pixels:
+            for i in indices:
+                out[i] = detections[i].model_copy(update=_measures(detections[i], frame, None, None))
+            continue
+        known = _known(store, frame.key)
+        signatures = [_signature(detections[i]) for i in indices]
+        if any(sig not in known for sig in signatures):
+            image = _image(store, frame.key)
+            if image is None:  # the frame is gone: what can be measured without it, not memoised
+                known = {sig: known.get(sig) or _measures(detections[i], frame, None, None)
+                         for sig, i in zip(signatures, indices)}
+            else:
+                mask = _pitch(image)
+                known.update({sig: _measures(detections[i], frame, image, mask)
+                              for sig, i in zip(signatures, indices) if sig not in known})
+                _remember(store, frame.key, known)
+        for sig, i in zip(signatures, indices):
+            out[i] = detections[i].model_copy(update=known[sig])
     return out
+
+
+# the memo's folder changes with this module's and the pitch mask's code
+MEMO_VERSION = hashlib.blake2b((inspect.getsource(sys.modules[__name__]) + inspect.getsource(pitch_module)).encode(),
+                               digest_size=6).hexdigest()
+
+
+def _signature(d: Detection) -> str:
+    return f"{d.region}|" + ",".join(f"{v:.2f}" for v in d.box)
+
+
+def _memo_key(frame_key: str) -> str:
+    return f"measures/{MEMO_VERSION}/{frame_key.rsplit('.', 1)[0]}.json"
+
+
+def _known(store: ArtifactStore, frame_key: str) -> dict[str, dict]:
+    try:
+        return json.loads(store.get_bytes(_memo_key(frame_key)))
+    except (MprError, ValueError):
+        return {}
+
+
+def _remember(store: ArtifactStore, frame_key: str, known: dict[str, dict]) -> None:
+    store.put_bytes(_memo_key(frame_key), json.dumps(known, sort_keys=True).encode())
 
 
 def _image(store: ArtifactStore, key: str) -> np.ndarray | None:
