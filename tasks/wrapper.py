@@ -38,7 +38,8 @@ def run_stage(stage: str, chunk: int | str, cache_key: str, inputs: list[tuple[A
     routed = [output.route(when) if when else output for output, when in inputs]
     start = time.perf_counter()
     output = run_on_gpu(dask, stage, routed, config, ctx) if dask else STAGES[stage].fn(routed, config, ctx)
-    output.stats.seconds = round(time.perf_counter() - start, 3)
+    # a new stats object: an output may share its upstream's (a routed model_copy is shallow)
+    output.stats = output.stats.model_copy(update={"seconds": round(time.perf_counter() - start, 3)})
     if isinstance(output, Manifest):
         output.stage = stage
     return output

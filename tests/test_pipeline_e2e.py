@@ -61,6 +61,8 @@ def test_cli_detects_brands_then_replays_only_what_changed(clip, shared_data, tm
     assert result["f1"] >= 0.95, result
     assert set(result["per_brand"]) == set(clip["truth"]["brands"])
     assert report["frames_analyzed"] == 20 and report["duration_s"] == 20.0
+    seconds = {s["name"]: s["seconds"] for s in report["stages"]}
+    assert all(seconds[s] > 0 for s in [*UPSTREAM, "match_brands", "compile_report"]), seconds  # each its own
     for name in ("timeline.csv", "brands.csv", "detections.csv"):
         assert (tmp_path / "a" / name).stat().st_size > 0
     assert "[11/11] compile_report[all] completed" in first.stderr  # progress is visible
