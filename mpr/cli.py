@@ -30,7 +30,7 @@ from pathlib import Path
 
 from mpr import bench, server
 from mpr.errors import InputError, MprError
-from mpr.settings import apply_offline_defaults
+from mpr.settings import apply_offline_defaults, limit_malloc_arenas
 
 
 class _Parser(argparse.ArgumentParser):
@@ -132,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     apply_offline_defaults()
+    limit_malloc_arenas()  # before any thread starts (flows.detect also calls it, for notebooks)
     try:
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args)
