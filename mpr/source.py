@@ -23,6 +23,7 @@ from pydantic import BaseModel
 
 from mpr.errors import InputError, MprError
 from mpr.keyframes import KeyframeReader
+from mpr.store import is_remote
 from mpr.vision.cuts import DecodeCuts
 
 VIDEO_EXTS = {".mp4", ".mkv", ".avi", ".mov", ".webm", ".flv", ".wmv", ".m4v", ".ts", ".mpg", ".mpeg"}
@@ -73,10 +74,6 @@ def _ext(path: str) -> str:
     return Path(path).suffix.lower()
 
 
-def _is_remote(uri: str) -> bool:
-    return "://" in uri and not uri.startswith("file://")
-
-
 def _hash_file(fs, path: str, size: int) -> str:
     """Size plus head/middle/tail samples: fast on multi-GB matches, changes on edits."""
     h = hashlib.blake2b(digest_size=16)
@@ -118,7 +115,7 @@ def probe_source(uri: str, cache_dir: Path) -> SourceInfo:
         fingerprint = _hash_file(fs, path, size)
     except PermissionError:
         raise InputError(f"source {uri}: permission denied") from None
-    local = _local_copy(uri, fs, path, fingerprint, cache_dir) if _is_remote(uri) else path
+    local = _local_copy(uri, fs, path, fingerprint, cache_dir) if is_remote(uri) else path
     if ext in IMAGE_EXTS:
         return _probe_image(uri, local, fingerprint)
     return _probe_video(uri, local, fingerprint)

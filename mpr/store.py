@@ -46,6 +46,11 @@ class ArtifactStore:
         return decode_image(key, self.get_bytes(key), flags)
 
 
+def is_remote(uri: str) -> bool:
+    """A URL with a scheme other than file://."""
+    return "://" in uri and not uri.startswith("file://")
+
+
 def encode_image(key: str, image: np.ndarray, quality: int = 95) -> bytes:
     """The bytes `put_image` stores under `key` (its extension picks the format)."""
     ext = "." + key.rsplit(".", 1)[-1]
@@ -68,7 +73,7 @@ def check_store(root: str) -> None:
     """Fail fast with one line when a remote artifact store cannot be reached or its bucket is
     missing, before a run writes anything. The S3 client has retried with backoff by then
     (botocore, `MPR_S3_ATTEMPTS`); a local folder is created when first written."""
-    if "://" not in root or root.startswith("file://"):
+    if not is_remote(root):
         return
     store = open_store(root)
     bucket = store.base.split("/", 1)[0]
