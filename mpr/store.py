@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import inspect
 from functools import lru_cache
 
 import cv2
@@ -44,6 +46,15 @@ class ArtifactStore:
 
     def get_image(self, key: str, flags: int = cv2.IMREAD_COLOR) -> np.ndarray:
         return decode_image(key, self.get_bytes(key), flags)
+
+
+def code_digest(*objects, size: int = 8) -> str:
+    """Digest of the source code of modules, classes or functions: part of every key whose
+    content that code computes (stage cache keys, memos in the store)."""
+    h = hashlib.blake2b(digest_size=size)
+    for obj in objects:
+        h.update(inspect.getsource(obj).encode())
+    return h.hexdigest()
 
 
 def is_remote(uri: str) -> bool:

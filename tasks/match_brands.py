@@ -15,7 +15,8 @@ from mpr.escalation.candidates import dhash
 from mpr.imaging import crop
 from mpr.matching import BrandMatcher, union
 from mpr.records import Candidate, Crop, Detection, DetectionSet, RegionKind, StageStats, TextRead, TextSet
-from mpr.store import decode_image, encode_image
+from mpr.errors import MprError
+from mpr.store import code_digest, decode_image, encode_image
 from mpr.vision.rectify import covered
 from tasks.stage import StageConfig, StageContext, StageSpec
 
@@ -74,9 +75,9 @@ def _candidates(reads: list[TextRead], names: dict[str, str], config: MatchBrand
     out, images = [], {}
     for read in reads:
         key = _crop_key(read, config.crop_padding)
-        if ctx.store.exists(key):
+        try:
             pixels = ctx.store.get_image(key)
-        else:
+        except MprError:  # not cropped yet
             if read.frame_key not in images:
                 images = {read.frame_key: ctx.store.get_image(read.frame_key)}  # reads come frame by frame
             data = encode_image(key, crop(images[read.frame_key], read.box, config.crop_padding))
@@ -89,10 +90,13 @@ def _candidates(reads: list[TextRead], names: dict[str, str], config: MatchBrand
 
 
 def _crop_key(read: TextRead, padding: float) -> str:
-    """`text-crops/<frame key without .jpg>/<x1>_<y1>_<x2>_<y2>_p<padding>.jpg`; frame keys name
-    their extract_frames task, so the key changes whenever the frame's pixels can."""
+    """`text-crops/<crop code>/<frame key without .jpg>/<x1>_<y1>_<x2>_<y2>_p<padding>.jpg`; frame
+    keys name their extract_frames task, so the key changes whenever the frame's pixels can."""
     box = "_".join(str(round(v)) for v in read.box)
-    return f"text-crops/{read.frame_key.rsplit('.', 1)[0]}/{box}_p{padding:g}.jpg"
+    return f"text-crops/{CROP_VERSION}/{read.frame_key.rsplit('.', 1)[0]}/{box}_p{padding:g}.jpg"
+
+
+CROP_VERSION = code_digest(crop, size=4)  # a changed crop() must not reuse old crops
 
 
 def _region_candidates(crops: list[Crop], detections: list[Detection], names: dict[str, str],

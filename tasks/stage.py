@@ -5,7 +5,6 @@ Nothing here knows about Prefect; `tasks.wrapper` turns a StageSpec into a Prefe
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 from dataclasses import dataclass
 from functools import cached_property
@@ -16,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from mpr.brands import BrandList
 from mpr.records import Manifest
 from mpr.source import ChunkSpec, SourceInfo
-from mpr.store import ArtifactStore, open_store
+from mpr.store import ArtifactStore, code_digest, open_store
 
 
 class StageConfig(BaseModel):
@@ -57,7 +56,4 @@ class StageSpec:
     def code_version(self) -> str:
         """Hash of the stage's module source, its declared helpers' modules and the records
         module (a changed record shape must not unpickle old checkpoints)."""
-        h = hashlib.blake2b(digest_size=8)
-        for obj in (self.fn, *self.helpers, Manifest):
-            h.update(inspect.getsource(inspect.getmodule(obj)).encode())
-        return h.hexdigest()
+        return code_digest(*(inspect.getmodule(obj) for obj in (self.fn, *self.helpers, Manifest)))

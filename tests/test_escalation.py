@@ -290,7 +290,7 @@ def test_a_rerun_of_match_brands_reuses_its_text_crops_without_decoding_frames(t
     from mpr.brands import load_brands
     from mpr.records import Frame, TextRead, TextSet
     from mpr.source import ChunkSpec, SourceInfo
-    from tasks.match_brands import MatchBrandsConfig, match_brands
+    from tasks.match_brands import CROP_VERSION, MatchBrandsConfig, match_brands
     from tasks.stage import StageContext
 
     store_root = str(tmp_path / "store")
@@ -307,4 +307,4 @@ def test_a_rerun_of_match_brands_reuses_its_text_crops_without_decoding_frames(t
     rerun = StageContext(**{**ctx.__dict__, "key": "match_brands-2"})
     [again] = match_brands([texts], MatchBrandsConfig(min_score=70), rerun).unresolved
     assert (again.crop_key, again.hash) == (first.crop_key, first.hash) and first.hash
-    assert first.crop_key.startswith("text-crops/frames/extract_frames-ab/000000/")
+    assert first.crop_key.startswith(f"text-crops/{CROP_VERSION}/frames/extract_frames-ab/000000/")

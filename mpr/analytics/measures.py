@@ -6,8 +6,6 @@ detections in it; frames with no detection are never read.
 
 from __future__ import annotations
 
-import hashlib
-import inspect
 import json
 import sys
 from collections import defaultdict
@@ -17,7 +15,7 @@ import numpy as np
 
 from mpr.errors import MprError
 from mpr.records import ZONES, Box, Detection, Frame, Placement
-from mpr.store import ArtifactStore
+from mpr.store import ArtifactStore, code_digest
 from mpr.vision import pitch as pitch_module
 from mpr.vision.pitch import calibrate_grass, pitch_mask, to_hsv
 
@@ -69,8 +67,7 @@ def measure_detections(detections: list[Detection], frames: dict[float, Frame], 
 
 
 # the memo's folder changes with this module's and the pitch mask's code
-MEMO_VERSION = hashlib.blake2b((inspect.getsource(sys.modules[__name__]) + inspect.getsource(pitch_module)).encode(),
-                               digest_size=6).hexdigest()
+MEMO_VERSION = code_digest(sys.modules[__name__], pitch_module, size=6)
 
 
 def _signature(d: Detection) -> str:
