@@ -8,13 +8,13 @@ recognises each remaining line once, in batches. Engines load once per process.
 from __future__ import annotations
 
 import threading
-from functools import lru_cache
 from typing import Literal, Protocol
 
 import cv2
 import numpy as np
 
 from mpr.errors import MprError
+from mpr.loading import load_once
 
 Runtime = Literal["openvino", "onnxruntime"]
 
@@ -96,7 +96,7 @@ def detect_scale(shape: tuple[int, ...], short_side: int, max_long_side: int = 2
 ENGINES = {"rapidocr": RapidOcrEngine}
 
 
-@lru_cache(maxsize=4)
+@load_once(maxsize=4)
 def get_engine(name: str, **options) -> OcrEngine:
     try:
         return ENGINES[name](**options)

@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import os
 import secrets
-from functools import lru_cache
 from typing import Any
 
 from mpr.errors import InputError, MprError
+from mpr.loading import load_once
 
 SCHEMES = ("tcp://", "tls://", "ucx://", "inproc://")
 
@@ -42,7 +42,7 @@ def dask_address(value: str | None) -> str | None:
                          "(save one, or give tcp://HOST:PORT)") from None
 
 
-@lru_cache(maxsize=4)
+@load_once(maxsize=4)
 def client(address: str):
     """One Dask client per scheduler and process."""
     from distributed import Client

@@ -26,6 +26,7 @@ from mpr.errors import MprError
 from mpr.escalation import exemplar
 from mpr.escalation.candidates import group_candidates
 from mpr.escalation.resolve import VlmAskConfig, api_key, ask_vlm, detection, open_provider, region_box, skipped
+from mpr.loading import load_once
 from mpr.matching import BrandMatcher
 from mpr.records import Detection, DetectionSet, StageStats, TextRead
 from mpr.vision.rectify import covered, iou
@@ -87,7 +88,7 @@ def _server(config: EscalateVlmConfig):
     return open_provider("openai_compatible", model, config, base_url, key)
 
 
-@lru_cache(maxsize=8)
+@load_once(maxsize=8)
 def _exemplars_cached(brands_json: str) -> tuple[exemplar.Exemplar, ...]:
     brands = BrandList.model_validate_json(brands_json)
     out = []

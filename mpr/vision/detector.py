@@ -14,7 +14,6 @@ from __future__ import annotations
 import ast
 import hashlib
 import threading
-from functools import lru_cache
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
@@ -22,6 +21,7 @@ import cv2
 import numpy as np
 
 from mpr.errors import InputError, MprError
+from mpr.loading import load_once
 from mpr.records import Box
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
@@ -148,7 +148,7 @@ class UltralyticsYolo:
                 for b, s, c in zip(boxes.xyxy.tolist(), boxes.conf.tolist(), boxes.cls.tolist())]
 
 
-@lru_cache(maxsize=4)
+@load_once(maxsize=4)
 def get_detector(backend: str, weights: str, threads: int = 0, device: str = "") -> ObjectDetector:
     """One loaded model per process and configuration."""
     path = resolve_weights(weights)
