@@ -75,13 +75,16 @@ def db_url(request, tmp_path, monkeypatch) -> str:
 
 class FlakyProxy:
     """A real TCP proxy to a server that closes its first `drop` connections at once, as a
-    database that is restarting or behind a failing network does."""
+    database that is restarting or behind a failing network does. With `down_after_puts` it
+    passes that many HTTP PUT requests, then cuts every open connection and refuses new
+    ones: storage that goes away in the middle of a run."""
 
-    def __init__(self, host: str, port: int, drop: int):
+    def __init__(self, host: str, port: int, drop: int, down_after_puts: int | None = None):
         import socket
         import threading
 
         self.target, self.drop, self.dropped = (host, port), drop, 0
+        self.puts_left, self.open = down_after_puts, []
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         threading.Thread(target=self._accept, daemon=True).start()
@@ -100,13 +103,28 @@ class FlakyProxy:
                 client.close()
                 continue
             upstream = socket.create_connection(self.target)
-            for a, b in ((client, upstream), (upstream, client)):
-                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+            self.open += [client, upstream]
+            for a, b, outgoing in ((client, upstream, True), (upstream, client, False)):
+                threading.Thread(target=self._pump, args=(a, b, outgoing), daemon=True).start()
 
-    @staticmethod
-    def _pump(src, dst) -> None:
+    def go_down(self) -> None:
+        import socket
+
+        self.drop = 1 << 30
+        for s in self.open:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _pump(self, src, dst, outgoing: bool) -> None:
         try:
             while data := src.recv(65536):
+                if outgoing and self.puts_left is not None:
+                    self.puts_left -= data.count(b"PUT /")
+                    if self.puts_left < 0:
+                        self.go_down()
+                        return
                 dst.sendall(data)
         except OSError:
             pass

@@ -113,3 +113,41 @@ def test_a_run_killed_mid_way_reruns_from_its_finished_stages(db_url, data_dir, 
         detections = session.scalar(select(func.count()).select_from(m.Detection).where(m.Detection.run_id == run.id))
     assert run.status == "completed"
     assert detections == sum(b["detections"] for b in report["brands"])
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+def test_storage_that_goes_away_mid_run_fails_the_run_cleanly(db_url, data_dir, tmp_path, s3_server):
+    """The artifact store (real SeaweedFS behind a real TCP proxy) stops answering after the
+    run has stored a few frames: retries with backoff, then one error line, exit 1, the run
+    row marked failed, no report written, and the S3 secret nowhere in the output."""
+    import uuid
+    from urllib.parse import urlsplit
+
+    from mpr.db import models as m
+    from mpr.db.session import session_scope
+    from tests.services import FlakyProxy
+
+    small_clip(tmp_path)
+    write(tmp_path / "profile.yaml", PROFILE)
+    target = urlsplit(s3_server.endpoint)
+    proxy = FlakyProxy(target.hostname, target.port, drop=0, down_after_puts=3)
+    env = {"S3_ENDPOINT_URL": f"http://127.0.0.1:{proxy.port}", "AWS_ACCESS_KEY_ID": s3_server.key,
+           "AWS_SECRET_ACCESS_KEY": s3_server.secret, "AWS_DEFAULT_REGION": s3_server.region,
+           "MPR_S3_ATTEMPTS": "2", "MPR_ARTIFACTS": f"s3://mpr-results/t-{uuid.uuid4().hex[:12]}"}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "mpr.cli", "detect", str(tmp_path / "match.mp4"), "--brands",
+             str(tmp_path / "brands.yaml"), "--profile", str(tmp_path / "profile.yaml"), "--no-video",
+             "--out", str(tmp_path / "out")], cwd=ROOT, capture_output=True, text=True, timeout=600,
+            env=mpr_env(env))
+    finally:
+        proxy.close()
+    assert proxy.puts_left < 0 and proxy.dropped > 0  # it went down mid-run and refused the retries
+    assert done.returncode == 1, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("mpr: error: ") and "Traceback" not in done.stderr, done.stderr
+    assert s3_server.secret not in done.stderr + done.stdout
+    assert not (tmp_path / "out" / "report.json").exists()
+    with session_scope() as session:
+        [run] = session.scalars(select(m.Run)).all()
+    assert run.status == "failed"
