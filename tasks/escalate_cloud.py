@@ -40,8 +40,10 @@ def escalate_cloud(inputs: list[DetectionSet], config: EscalateCloudConfig, ctx:
                        "variable or escalate_cloud.api_key_block)")
     if not found.unresolved:
         return found.model_copy(update={"detections": []})
-    provider = open_provider(config.provider, config.model, config, config.base_url,
+    def provider():
+        return open_provider(config.provider, config.model, config, config.base_url,
                              api_key(config.provider, config.api_key_block))
+
     detections, resolved, asked, usage, notes = ask_vlm("escalate_cloud", found.unresolved, config, ctx, provider)
     left = [c for i, c in enumerate(found.unresolved) if i not in resolved]
     counts = {**found.counts, "cloud_asked": asked, "cloud_resolved": len(detections), "unresolved": len(left)}

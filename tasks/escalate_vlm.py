@@ -6,7 +6,8 @@ Backends (`backend`):
   as one thing, regions (boards, bands, logo boxes) are searched for every occurrence.
 - `openai_compatible`: a local VLM server (vLLM, Ollama, llama.cpp server) at `base_url`
   (or the VlmServer block `server_block`), asked like the cloud providers are.
-A `transformers` in-process backend is not provided yet.
+- `transformers`: a VLM loaded in this process from the local folder `model_path`
+  (mpr.escalation.local_vlm), on the Dask GPU worker when the run has one; asked the same way.
 
 Near-identical candidates are grouped and asked about once. What stays unresolved flows
 on (route `unresolved`); new detections flow to the report (route `resolved`).
@@ -23,7 +24,7 @@ from pydantic import Field, model_validator
 
 from mpr.brands import BrandList
 from mpr.errors import MprError
-from mpr.escalation import exemplar
+from mpr.escalation import exemplar, local_vlm
 from mpr.escalation.candidates import group_candidates
 from mpr.escalation.resolve import VlmAskConfig, api_key, ask_vlm, detection, open_provider, region_box, skipped
 from mpr.loading import load_once
@@ -34,7 +35,7 @@ from tasks.stage import StageContext, StageSpec
 
 
 class EscalateVlmConfig(VlmAskConfig):
-    backend: Literal["exemplar", "openai_compatible"] = "exemplar"
+    backend: Literal["exemplar", "openai_compatible", "transformers"] = "exemplar"
     skip: bool = Field(False, description="do nothing (also SKIP_VLM=1)")
     min_score: float = Field(exemplar.DEFAULT_MIN_SCORE, ge=0, le=1,
                              description="exemplar: match score a logo needs (calibrated on foocus)")
@@ -42,6 +43,12 @@ class EscalateVlmConfig(VlmAskConfig):
     base_url: str | None = Field(None, description="openai_compatible: server URL, e.g. http://gpu:8000/v1")
     server_block: str | None = Field(None, description="openai_compatible: VlmServer block name (URL, model, key)")
     model: str = Field("", description="openai_compatible: model name the server serves")
+    model_path: str | None = Field(None, max_length=1000, description=(
+        "transformers: local model folder (save_pretrained / hub snapshot); relative paths: the project"))
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?)$", description="transformers: auto, cpu, cuda[:N]")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="transformers: weights' dtype (auto: bfloat16 on a GPU, float32 on the CPU)")
+    max_new_tokens: int = Field(512, ge=16, le=8192, description="transformers: tokens generated per request at most")
 
     @property
     def learn_min_confidence(self) -> float:
@@ -51,6 +58,8 @@ class EscalateVlmConfig(VlmAskConfig):
     def _server_named(self):
         if self.backend == "openai_compatible" and not (self.server_block or (self.base_url and self.model)):
             raise ValueError("backend openai_compatible needs base_url and model, or server_block")
+        if self.backend == "transformers" and not self.model_path:
+            raise ValueError("backend transformers needs model_path (a local model folder)")
         return self
 
 
@@ -66,12 +75,18 @@ def escalate_vlm(inputs: list[DetectionSet], config: EscalateVlmConfig, ctx: Sta
         usage = {}
     else:
         detections, resolved, asked, usage, notes = ask_vlm("escalate_vlm", found.unresolved, config, ctx,
-                                                            _server(config))
+                                                            lambda: _provider(config))
         found = found.model_copy(update={"notes": found.notes + notes})
     left = [c for i, c in enumerate(found.unresolved) if i not in resolved]
     counts = {**found.counts, "vlm_asked": asked, "vlm_resolved": len(detections), "unresolved": len(left)}
     return found.model_copy(update={"detections": detections, "unresolved": left, "counts": counts, "usage": usage,
                                     "stats": StageStats(items_in=len(found.unresolved), items_out=len(detections))})
+
+
+def _provider(config: EscalateVlmConfig):
+    if config.backend == "transformers":
+        return local_vlm.TransformersProvider(config.model_path, config.device, config.dtype, config.max_new_tokens)
+    return _server(config)
 
 
 def _server(config: EscalateVlmConfig):
@@ -138,4 +153,7 @@ def _read_already(reads: list[TextRead], brand: str, box, brand_read) -> bool:
 
 
 STAGE = StageSpec("escalate_vlm", escalate_vlm, EscalateVlmConfig, accepts=DetectionSet, produces=DetectionSet,
-                  gpu=True, uses_brands=True, helpers=(exemplar.match_crop, group_candidates, detection, ask_vlm))
+                  gpu=True, uses_brands=True, helpers=(exemplar.match_crop, group_candidates, detection, ask_vlm,
+                                                       local_vlm.chat_messages),
+                  key_extra=lambda config: local_vlm.model_key(config.model_path) if config.backend == "transformers"
+                  else None)

@@ -85,6 +85,49 @@ def test_gpu_stages_run_only_on_the_gpu_worker_and_load_models_once(cluster, cli
     assert on_workers(cluster, worker_facts)["gpu-0"]["executed"] == 8  # only escalate_vlm x 2 was sent
 
 
+
+def vlm_facts(dask_worker) -> dict:
+    import sys
+
+    if "mpr.escalation.local_vlm" not in sys.modules:
+        return {"loads": 0}
+    from mpr.escalation.local_vlm import load_model
+
+    return {"loads": load_model.cache_info().misses}
+
+
+def test_the_transformers_vlm_loads_once_on_the_gpu_worker_and_resolves(cluster, data_dir, tmp_path):
+    """escalate_vlm backend transformers: the model loads in the GPU worker's process, once for
+    two chunks, and its answers reach the report."""
+    pytest.importorskip("transformers", reason="the vlm extra is not installed (pip install 'mpr[vlm]')")
+    import cv2
+    import numpy as np
+
+    from tests import tiny_vlm
+    from tests.test_escalation import PROFILE
+
+    model = tiny_vlm.build(tmp_path / "tiny-llava", train_steps=200)
+    (tmp_path / "frames").mkdir()
+    for n in range(2):  # a two-image folder: two chunks with chunk_s 1
+        image = np.full((360, 640, 3), 255, np.uint8)
+        cv2.putText(image, "VALKYRIE", (60 + 20 * n, 200), cv2.FONT_HERSHEY_DUPLEX, 2.2, (20, 20, 20), 4)
+        cv2.imwrite(str(tmp_path / "frames" / f"{n}.jpg"), image)
+    profile = write(tmp_path / "vlm.yaml", PROFILE)
+    brands = write(tmp_path / "brands.yaml", "brands:\n" + "".join(f"  - name: {b}\n" for b in tiny_vlm.BRANDS))
+    result = run_mpr("detect", tmp_path / "frames", "--brands", brands, "--profile", profile,
+                     "--set", "escalate_vlm.backend=transformers", "--set", f"escalate_vlm.model_path={model}",
+                     "--set", "escalate_vlm.learn_aliases=false", "--set", "extract_frames.chunk_s=1",
+                     "--out", tmp_path / "out", "--dask", cluster)
+    assert result.returncode == 0, result.stderr
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    stage = next(s for s in report["stages"] if s["name"] == "escalate_vlm")
+    assert stage["worker"] == "gpu-0" and stage["chunks"] == 2, stage
+    assert [b["brand"] for b in report["brands"]] == ["Nordlys"]
+    assert {s["source"] for s in report["brands"][0]["segments"]} == {"escalate_vlm"}
+    facts = on_workers(cluster, vlm_facts)
+    assert facts["gpu-0"]["loads"] == 1 and facts["cpu-0"]["loads"] == 0
+
+
 def test_a_cluster_without_gpu_workers_is_refused_before_any_work(tmp_path, clip, data_dir):
     with dask_cluster(tmp_path / "dask", {"cpu-0": {}}) as address:
         result = run_mpr("detect", clip / "match.mp4", "--brands", clip / "brands.yaml", "--dask", address)

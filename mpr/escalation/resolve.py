@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 import numpy as np
 from pydantic import Field
@@ -87,9 +88,13 @@ class VlmAskConfig(StageConfig):
         return self.min_confidence
 
 
-def ask_vlm(stage: str, cands: list[Candidate], config: VlmAskConfig, ctx, provider: Provider):
-    """Ask `provider` about one crop per group; returns (detections, resolved indexes, asked, usage, notes)."""
+def ask_vlm(stage: str, cands: list[Candidate], config: VlmAskConfig, ctx, open_provider: Callable[[], Provider]):
+    """Ask a provider about one crop per group; returns (detections, resolved indexes, asked, usage, notes).
+    The provider is opened only when there is something to ask: a local model is not loaded for nothing."""
     groups = [g for g in group_candidates(cands) if cands[g[0]].kind == "text" or config.ask_regions]
+    if not groups:
+        return [], set(), 0, {}, []
+    provider = open_provider()
     queries = [Query(id=str(n), image=ctx.store.get_bytes(cands[g[0]].crop_key), text=cands[g[0]].text)
                for n, g in enumerate(groups)]
     result = ask_all(provider, queries, ctx.brands.names, config.batch_size, config.concurrency,
