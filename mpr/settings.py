@@ -15,6 +15,22 @@ OFFLINE_DEFAULTS = {
 }
 
 
+def env_int(name: str, default: int | None, low: int, high: int) -> int | None:
+    """A whole number from the environment; anything else, or out of low..high, is refused in one line."""
+    from mpr.errors import InputError
+
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise InputError(f"{name} {value!r}: not a whole number") from None
+    if not low <= number <= high:
+        raise InputError(f"{name} {value!r}: want {low} to {high}")
+    return number
+
+
 def apply_offline_defaults() -> None:
     """Set the offline defaults unless the user set them already."""
     for name, value in OFFLINE_DEFAULTS.items():

@@ -168,21 +168,10 @@ def s3_options() -> dict:
     """fsspec/s3fs options from the environment, or from the `MPR_S3_BLOCK` AwsCredentials block."""
     block = os.environ.get("MPR_S3_BLOCK")
     options = _block_options(block) if block else _env_options()
-    attempts = os.environ.get("MPR_S3_ATTEMPTS")
+    attempts = settings.env_int("MPR_S3_ATTEMPTS", None, 1, 20)
     if attempts:  # botocore's retries with backoff of every S3 call (its default: 5, legacy mode)
-        options["config_kwargs"] = {"retries": {"max_attempts": _whole("MPR_S3_ATTEMPTS", attempts, 1, 20),
-                                                "mode": "standard"}}
+        options["config_kwargs"] = {"retries": {"max_attempts": attempts, "mode": "standard"}}
     return options
-
-
-def _whole(name: str, value: str, low: int, high: int) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise InputError(f"{name} {value!r}: not a whole number") from None
-    if not low <= number <= high:
-        raise InputError(f"{name} {value!r}: want {low} to {high}")
-    return number
 
 
 def _env_options() -> dict:

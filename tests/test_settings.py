@@ -23,3 +23,26 @@ def test_malloc_arenas_are_capped_unless_the_user_chose(monkeypatch):
     assert limit_malloc_arenas() is False  # the user's setting wins
     monkeypatch.delenv("MALLOC_ARENA_MAX")
     assert limit_malloc_arenas() is sys.platform.startswith("linux")  # glibc here (CI too)
+
+
+def test_attempt_counts_from_the_environment_are_whole_and_bounded_alike(monkeypatch):
+    """MPR_DB_ATTEMPTS and MPR_S3_ATTEMPTS: the same parser, so the same refusals."""
+    import pytest
+
+    from mpr.db.session import _attempts
+    from mpr.errors import InputError
+    from mpr.storage import s3_options
+
+    monkeypatch.delenv("MPR_S3_BLOCK", raising=False)
+    monkeypatch.delenv("MPR_DB_ATTEMPTS", raising=False)
+    monkeypatch.delenv("MPR_S3_ATTEMPTS", raising=False)
+    assert _attempts() == 4 and "config_kwargs" not in s3_options()
+    monkeypatch.setenv("MPR_DB_ATTEMPTS", "7")
+    monkeypatch.setenv("MPR_S3_ATTEMPTS", "3")
+    assert _attempts() == 7 and s3_options()["config_kwargs"]["retries"]["max_attempts"] == 3
+    for value, message in (("0", "want 1 to 20"), ("99", "want 1 to 20"), ("two", "not a whole number")):
+        for name, read in (("MPR_DB_ATTEMPTS", _attempts), ("MPR_S3_ATTEMPTS", s3_options)):
+            monkeypatch.setenv(name, value)
+            with pytest.raises(InputError, match=f"^{name} '{value}': {message}$"):
+                read()
+            monkeypatch.setenv(name, "2")

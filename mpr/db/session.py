@@ -38,10 +38,7 @@ T = TypeVar("T")
 
 
 def _attempts() -> int:
-    try:
-        return min(20, max(1, int(os.environ.get("MPR_DB_ATTEMPTS", "4"))))
-    except ValueError:
-        raise InputError(f"MPR_DB_ATTEMPTS {os.environ['MPR_DB_ATTEMPTS']!r}: not a whole number") from None
+    return settings.env_int("MPR_DB_ATTEMPTS", 4, 1, 20)
 
 
 def _unavailable(url: str, exc: OperationalError) -> MprError:
