@@ -28,7 +28,7 @@ import os
 import sys
 from pathlib import Path
 
-from mpr import bench, server
+from mpr import bench, server, temporary_server
 from mpr.errors import InputError, MprError
 from mpr.settings import apply_offline_defaults, limit_malloc_arenas
 
@@ -135,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     limit_malloc_arenas()  # before any thread starts (flows.detect also calls it, for notebooks)
     try:
         args = build_parser().parse_args(argv)
+        if args.command in FLOW_COMMANDS:
+            temporary_server.tie()  # a killed mpr leaves no Prefect server behind
         return COMMANDS[args.command](args)
     except MprError as exc:
         print(f"mpr: error: {exc}", file=sys.stderr)
@@ -400,6 +402,7 @@ COMMANDS = {"detect": cmd_detect, "checkpoints": cmd_checkpoints, "profiles": cm
             "brands": cmd_brands, "resume": cmd_resume, "report": cmd_report, "query": cmd_query,
             "chunk": cmd_chunk, "scan": cmd_scan, "blocks": cmd_blocks, "server": server.run,
             "synth": cmd_synth, "bench": bench.run}
+FLOW_COMMANDS = {"detect", "chunk", "scan", "bench"}  # the commands that run Prefect flows
 
 if __name__ == "__main__":
     sys.exit(main())

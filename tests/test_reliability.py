@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
@@ -114,6 +115,46 @@ def test_a_run_killed_mid_way_reruns_from_its_finished_stages(db_url, data_dir, 
     assert run.status == "completed"
     assert detections == sum(b["detections"] for b in report["brands"])
 
+
+
+def proc_stat(pid: int) -> tuple[str, int]:
+    """(state, parent pid) from /proc; state 'Z' (a zombie) or '' (gone) means ended."""
+    try:
+        state, ppid = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[:2]
+        return state, int(ppid)
+    except (OSError, ValueError):
+        return "", 0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_killed_mpr_leaves_no_temporary_prefect_server_behind(data_dir, tmp_path):
+    """Without PREFECT_API_URL, Prefect starts a temporary server; SIGKILL only the mpr
+    process (as kill -9 or the OOM killer would) and that server must stop too."""
+    small_clip(tmp_path)
+    env = {k: v for k, v in mpr_env().items() if k != "PREFECT_API_URL"}
+    env["PREFECT_HOME"] = str(tmp_path / "prefect-home")
+    mpr = subprocess.Popen([sys.executable, "-m", "mpr.cli", "detect", str(tmp_path / "match.mp4"), "--brands",
+                            str(tmp_path / "brands.yaml"), "--profile", "full_frame_ocr", "--no-video",
+                            "--out", str(tmp_path / "out"), "--pause-after", "extract_frames"],
+                           cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        seen = []
+        while not any("paused after extract_frames" in line for line in seen):
+            line = mpr.stderr.readline()
+            assert line, seen
+            seen.append(line)
+        children = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
+                    and proc_stat(int(p.name))[1] == mpr.pid]
+        servers = [pid for pid in children
+                   if b"prefect.server.api.server:create_app" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        assert len(servers) == 1, children
+    finally:
+        mpr.kill()  # SIGKILL to mpr alone, not its process group: no atexit hook runs
+        mpr.wait(timeout=60)
+    deadline = time.monotonic() + 20
+    while proc_stat(servers[0])[0] not in ("", "Z") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert proc_stat(servers[0])[0] in ("", "Z"), "the temporary Prefect server outlived mpr"
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
 def test_storage_that_goes_away_mid_run_fails_the_run_cleanly(db_url, data_dir, tmp_path, s3_server):
