@@ -40,7 +40,7 @@ def escalate_cloud(inputs: list[DetectionSet], config: EscalateCloudConfig, ctx:
                        "variable or escalate_cloud.api_key_block)")
     if not found.unresolved:
         return found.model_copy(update={"detections": []})
-    def provider():
+    def provider():  # opened only if there is something to ask
         return open_provider(config.provider, config.model, config, config.base_url,
                              api_key(config.provider, config.api_key_block))
 
