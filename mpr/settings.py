@@ -15,6 +15,18 @@ OFFLINE_DEFAULTS = {
 }
 
 
+PROJECT_DIR = Path(__file__).resolve().parents[1]
+
+
+def project_path(path: str) -> Path:
+    """A path from a profile: absolute as given; relative, from the working directory if it
+    exists there, else from the project (where shipped models live)."""
+    found = Path(path).expanduser()
+    if found.is_absolute() or found.exists():
+        return found.resolve()
+    return PROJECT_DIR / found
+
+
 def env_int(name: str, default: int | None, low: int, high: int) -> int | None:
     """A whole number from the environment; anything else, or out of low..high, is refused in one line."""
     from mpr.errors import InputError

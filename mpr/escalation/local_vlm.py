@@ -21,16 +21,13 @@ from pathlib import Path
 from mpr.errors import InputError, MprError
 from mpr.escalation.providers import Provider
 from mpr.loading import load_once
+from mpr.settings import project_path
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
 _EDGE = 1 << 16  # fingerprint: bytes read from each end of every file
 
 
 def resolve_model_folder(model_path: str) -> Path:
-    """Relative paths: the working directory, else the project."""
-    path = Path(model_path).expanduser()
-    if not path.is_absolute() and not path.exists():
-        path = PROJECT_DIR / path
+    path = project_path(model_path)
     if not path.is_dir():
         raise InputError(f"escalate_vlm: model folder not found: {model_path}")
     return path.resolve()

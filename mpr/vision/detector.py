@@ -23,8 +23,8 @@ import numpy as np
 from mpr.errors import InputError, MprError
 from mpr.loading import load_once
 from mpr.records import Box
+from mpr.settings import project_path
 
-PROJECT_DIR = Path(__file__).resolve().parents[2]
 DEFAULT_WEIGHTS = "models/detector/mpr-det.onnx"
 
 
@@ -42,9 +42,7 @@ class ObjectDetector(Protocol):
 
 def resolve_weights(weights: str) -> Path:
     """Relative paths are relative to the project (where the shipped model lives)."""
-    path = Path(weights).expanduser()
-    if not path.is_absolute():
-        path = PROJECT_DIR / path if not path.exists() else path.resolve()
+    path = project_path(weights)
     if not path.is_file():
         raise InputError(f"detector weights not found: {weights}")
     return path
