@@ -41,6 +41,9 @@ class RunOcrConfig(StageConfig):
         "side, for large text the crops miss (shirts in medium shots, graphics); 0: not read"))
     same_line_iou: float = Field(0.5, gt=0, le=1, description=(
         "lines two images found that overlap this much in the frame are recognised once (1: always twice)"))
+    read_gaps: float = Field(0, ge=0, le=100, description=(
+        "board strips: stretches of a text row the detector left empty, at least this many row heights long, "
+        "are recognised too (small board words between detected ones); 0: off"))
     threads: int = Field(0, ge=0, le=64, description="inference threads (0: all cores)")
     debug: bool = Field(False, description="write OCR text overlays to the artifact store")
 
@@ -119,12 +122,59 @@ def _crop_lines(crop, engine, config: RunOcrConfig, ctx: StageContext) -> list[L
     else:
         quads = engine.detect(image, min(1.0, config.crop_limit_side_len / max(h, w)))
         pixels = [line_image(image, q) for q in quads]
+        if crop.kind == "board_band" and config.read_gaps:
+            gaps = row_gaps(quads, w, h, config.read_gaps)
+            quads += gaps
+            pixels += [image[round(y1):round(y2), round(x1):round(x2)] for x1, y1, x2, y2 in map(_quad_box, gaps)]
     lines = []
     for quad, px in zip(quads, pixels):
         in_crop = _quad_box(quad)
         box = map_box(to_frame, in_crop)
         lines.append(Line(px, box, (in_crop[3] - in_crop[1]) / max(box[3] - box[1], 1e-6), crop.kind))
     return lines
+
+
+def row_gaps(quads: list[np.ndarray], width: int, height: int, min_gap: float,
+             window: float = 24.0) -> list[np.ndarray]:
+    """Stretches of each text row (found lines of a rectified strip that share their height) that
+    no line covers, at least `min_gap` row heights long, as quads to recognise; long ones are cut
+    into overlapping pieces of at most `window` row heights. The text detector misses small words
+    between found ones on a board row; the recogniser often reads them."""
+    rows: list[list[Box]] = []
+    for box in sorted(map(_quad_box, quads), key=lambda b: b[1] + b[3]):
+        row = rows[-1] if rows else None
+        if row and _same_row(row, box):
+            row.append(box)
+        else:
+            rows.append([box])
+    out = []
+    for row in rows:
+        y1, y2 = float(np.median([b[1] for b in row])), float(np.median([b[3] for b in row]))
+        h = y2 - y1
+        if h < 4:
+            continue
+        y1, y2 = max(0.0, y1 - 0.2 * h), min(float(height), y2 + 0.2 * h)
+        edge = 0.0
+        for x1, _, x2, _ in sorted(row) + [(width, 0, width, 0)]:
+            if x1 - edge >= min_gap * h:
+                out += _pieces(max(0.0, edge - 0.25 * h), min(float(width), x1 + 0.25 * h), y1, y2, window * h)
+            edge = max(edge, x2)
+    return out
+
+
+def _same_row(row: list[Box], box: Box) -> bool:
+    top, bottom = np.median([b[1] for b in row]), np.median([b[3] for b in row])
+    overlap = min(bottom, box[3]) - max(top, box[1])
+    return overlap > 0.5 * min(bottom - top, box[3] - box[1])
+
+
+def _pieces(x1: float, x2: float, y1: float, y2: float, longest: float) -> list[np.ndarray]:
+    count = max(1, int(np.ceil((x2 - x1) / longest)))
+    step = (x2 - x1) / count
+    overlap = 0.1 * longest
+    return [np.array([[a, y1], [b, y1], [b, y2], [a, y2]], np.float32)
+            for a, b in ((max(x1, x1 + i * step - overlap), min(x2, x1 + (i + 1) * step + overlap))
+                         for i in range(count))]
 
 
 def _quad_box(quad: np.ndarray) -> Box:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mpr.ocr import detect_scale, get_engine, line_image
-from tasks.run_ocr import Line, distinct
+from tasks.run_ocr import Line, _quad_box, distinct, row_gaps
 
 
 def text_image(words: list[str], size: tuple[int, int] = (360, 640)) -> np.ndarray:
@@ -52,3 +52,30 @@ def test_lines_two_images_found_are_kept_once_from_the_larger_view():
     elsewhere = Line(px, (400, 100, 500, 120), 1.0, "frame")
     assert distinct([frame, band, elsewhere], 0.5) == [band, elsewhere]
     assert len(distinct([frame, band, elsewhere], 1.0)) == 3  # 1: every line is recognised
+
+
+def quad(x1, y1, x2, y2):
+    return np.array([[x1, y1], [x2, y1], [x2, y2], [x1, y2]], np.float32)
+
+
+def test_row_gaps_are_the_long_empty_stretches_of_each_text_row():
+    upper = [quad(100, 10, 160, 20), quad(165, 11, 200, 20), quad(400, 10, 450, 20)]  # 5 px gap: too short
+    lower = [quad(0, 30, 580, 50)]  # spans the strip but for the last 20 px (one row height)
+    gaps = [_quad_box(q) for q in row_gaps(upper + lower, 600, 60, min_gap=2)]
+    # upper row (10 px tall): 0-100, 200-400 and 450-600, each widened by a quarter row height
+    assert [(round(x1), round(x2)) for x1, _, x2, _ in gaps] == [(0, 102), (198, 402), (448, 600)]
+    assert all(y1 == pytest.approx(8) and y2 == pytest.approx(22) for _, y1, _, y2 in gaps)
+    pieces = [_quad_box(q) for q in row_gaps(upper, 600, 60, min_gap=2, window=8)]  # pieces of <= 80 px + overlap
+    assert len(pieces) == 2 + 3 + 2 and max(x2 - x1 for x1, _, x2, _ in pieces) <= 80 + 2 * 8
+    assert row_gaps([], 600, 60, min_gap=2) == []
+
+
+def test_a_word_the_detector_left_out_of_a_board_row_is_read_from_its_gap():
+    strip = np.full((60, 900, 3), 240, np.uint8)
+    for x, word in [(20, "FLATEX"), (330, "ELTEN"), (600, "SONEPAR")]:
+        cv2.putText(strip, word, (x, 45), cv2.FONT_HERSHEY_DUPLEX, 1.2, (20, 20, 20), 2, cv2.LINE_AA)
+    found = [quad(15, 15, 200, 50), quad(595, 15, 830, 50)]  # as if detection missed ELTEN
+    engine = get_engine("rapidocr", runtime="openvino")
+    gaps = row_gaps(found, strip.shape[1], strip.shape[0], min_gap=2)
+    texts = engine.recognize([line_image(strip, q) for q in gaps])
+    assert [t for t, score in texts if score > 0.5] == ["ELTEN"]
