@@ -20,10 +20,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from mpr.settings import apply_offline_defaults, limit_malloc_arenas
+from mpr.settings import apply_offline_defaults, tune_malloc
 
 apply_offline_defaults()  # before Prefect reads its settings
-limit_malloc_arenas()  # before the task threads start
+tune_malloc()  # before the task threads start
 
 from prefect import flow, get_run_logger  # noqa: E402
 from prefect.artifacts import (  # noqa: E402

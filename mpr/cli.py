@@ -30,7 +30,7 @@ from pathlib import Path
 
 from mpr import bench, server, temporary_server
 from mpr.errors import InputError, MprError
-from mpr.settings import apply_offline_defaults, limit_malloc_arenas
+from mpr.settings import apply_offline_defaults, tune_malloc
 
 
 class _Parser(argparse.ArgumentParser):
@@ -132,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     apply_offline_defaults()
-    limit_malloc_arenas()  # before any thread starts (flows.detect also calls it, for notebooks)
+    tune_malloc()  # before any thread starts (flows.detect also calls it, for notebooks)
     try:
         args = build_parser().parse_args(argv)
         if args.command in FLOW_COMMANDS:

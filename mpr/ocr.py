@@ -18,6 +18,12 @@ from mpr.loading import load_once
 
 Runtime = Literal["openvino", "onnxruntime"]
 
+# OpenVINO's CPU plugin keeps the kernels it builds for every input shape it has seen (5000
+# cache entries by default: 120 detector shapes took 1.7 GB). Board strips and crops give
+# hundreds of shapes on a real broadcast, so memory grew with video length (2.85 GB on a
+# 5-minute dev loop). A small cache keeps the recent shapes and bounds memory.
+KERNEL_CACHE_ENTRIES = 500
+
 
 class OcrEngine(Protocol):
     def detect(self, image: np.ndarray, scale: float = 1.0) -> list[np.ndarray]:
@@ -55,6 +61,9 @@ class RapidOcrEngine:
             self._det, self._rec = ocr._load_det_model(), ocr._load_rec_model()
         except ImportError as exc:
             raise MprError(f"OCR runtime {runtime!r} is not installed ({exc})") from None
+        if runtime == "openvino":
+            for model in (self._det, self._rec):
+                _bound_kernel_cache(model.session, threads)
         self._lock = threading.Lock()  # one inference at a time: the runtime already uses every core
 
     def detect(self, image: np.ndarray, scale: float = 1.0) -> list[np.ndarray]:
@@ -76,6 +85,17 @@ class RapidOcrEngine:
         with self._lock:
             out = self._rec(TextRecInput(img=lines))
         return [(str(t), float(s)) for t, s in zip(out.txts, out.scores)]
+
+
+def _bound_kernel_cache(session, threads: int) -> None:
+    """Recompile a RapidOCR OpenVINO session with a bounded kernel cache (RapidOCR builds its
+    own Core and exposes no such option, so the model it read is compiled a second time)."""
+    import openvino as ov
+
+    config = {"CPU_RUNTIME_CACHE_CAPACITY": KERNEL_CACHE_ENTRIES}
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = threads
+    session.session = ov.Core().compile_model(session.model, "CPU", config).create_infer_request()
 
 
 def line_image(image: np.ndarray, quad: np.ndarray) -> np.ndarray:

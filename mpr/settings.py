@@ -49,22 +49,31 @@ def apply_offline_defaults() -> None:
         os.environ.setdefault(name, value)
 
 
-M_ARENA_MAX = -8  # glibc's mallopt parameter number
+# glibc's mallopt parameters, each with the environment variable that sets it at start-up
+MALLOC_TUNING = {
+    # Stage tasks run in threads and free large OpenCV/OCR buffers, which then sat spread
+    # over up to 8 arenas per core: the 10-minute bench peaked ~150 MB higher, no faster.
+    "MALLOC_ARENA_MAX": (-8, 2),
+    # glibc raises its mmap threshold (up to 32 MB) each time a large mapped block is freed,
+    # so after a few inferences OpenVINO's activation buffers (hundreds of MB for an enlarged
+    # 720p frame) came from the heap, and every new input shape left the heap bigger: a
+    # 768x1312 detection after a 736x1312 one added 181 MB, 34 MB with the threshold pinned.
+    "MALLOC_MMAP_THRESHOLD_": (-3, 1 << 20),
+}
 
 
-def limit_malloc_arenas(arenas: int = 2) -> bool:
-    """Cap glibc's malloc arenas, as MALLOC_ARENA_MAX=2 would; True when it did.
+def tune_malloc() -> list[str]:
+    """Apply MALLOC_TUNING where the user did not set the variable; the names applied.
 
-    glibc gives threads that allocate their own arena (up to 8 per core). Stage tasks run in
-    threads and free large OpenCV/OCR buffers, which then sit spread over many arenas: the
-    10-minute bench peaked ~150 MB higher, and ran no faster. Call before the threads start;
-    a MALLOC_ARENA_MAX the user set wins, and other C libraries are left alone."""
-    if os.environ.get("MALLOC_ARENA_MAX") or not sys.platform.startswith("linux"):
-        return False
+    Call before the task threads start. Not glibc (musl, macOS): nothing to do."""
+    if not sys.platform.startswith("linux"):
+        return []
     try:
-        return bool(ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, arenas))
-    except (OSError, AttributeError):  # not glibc (musl has no arenas to cap)
-        return False
+        mallopt = ctypes.CDLL("libc.so.6").mallopt
+    except (OSError, AttributeError):
+        return []
+    return [name for name, (param, value) in MALLOC_TUNING.items()
+            if not os.environ.get(name) and mallopt(param, value)]
 
 
 def data_dir() -> Path:

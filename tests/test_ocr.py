@@ -27,6 +27,14 @@ def test_both_runtimes_find_and_read_the_same_lines(runtime):
     assert all(q.shape == (4, 2) for q in quads)
 
 
+def test_openvino_models_recompiled_with_a_bounded_kernel_cache_keep_the_thread_count():
+    engine = get_engine("rapidocr", runtime="openvino", threads=1)
+    for model in (engine._det, engine._rec):
+        assert model.session.session.get_compiled_model().get_property("INFERENCE_NUM_THREADS") == 1
+    assert engine.recognize([line_image(text_image(["KESTREL"]), engine.detect(text_image(["KESTREL"]))[0])])[0][0] \
+        == "KESTREL"
+
+
 def test_detect_maps_quads_back_to_the_image_at_any_scale():
     engine = get_engine("rapidocr", runtime="openvino")
     image = text_image(["KESTREL"])

@@ -14,15 +14,17 @@ def test_offline_defaults_fill_gaps_only(monkeypatch):
     assert os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] == "true"
 
 
-def test_malloc_arenas_are_capped_unless_the_user_chose(monkeypatch):
+def test_malloc_is_tuned_unless_the_user_chose(monkeypatch):
     import sys
 
-    from mpr.settings import limit_malloc_arenas
+    from mpr.settings import MALLOC_TUNING, tune_malloc
 
     monkeypatch.setenv("MALLOC_ARENA_MAX", "4")
-    assert limit_malloc_arenas() is False  # the user's setting wins
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    glibc = sys.platform.startswith("linux")  # here and on CI
+    assert tune_malloc() == (["MALLOC_MMAP_THRESHOLD_"] if glibc else [])  # the user's setting wins
     monkeypatch.delenv("MALLOC_ARENA_MAX")
-    assert limit_malloc_arenas() is sys.platform.startswith("linux")  # glibc here (CI too)
+    assert tune_malloc() == (list(MALLOC_TUNING) if glibc else [])
 
 
 def test_attempt_counts_from_the_environment_are_whole_and_bounded_alike(monkeypatch):
