@@ -21,8 +21,10 @@ Runtime = Literal["openvino", "onnxruntime"]
 # OpenVINO's CPU plugin keeps the kernels it builds for every input shape it has seen (5000
 # cache entries by default: 120 detector shapes took 1.7 GB). Board strips and crops give
 # hundreds of shapes on a real broadcast, so memory grew with video length (2.85 GB on a
-# 5-minute dev loop). A small cache keeps the recent shapes and bounds memory.
-KERNEL_CACHE_ENTRIES = 500
+# 5-minute dev loop). A small cache keeps the recent shapes and bounds memory: soccer_broadcast
+# on the 10-minute dev loop peaked at 1262 MB with 100 entries, 1449 MB with 500, the same
+# brand-seconds and speed within this machine's noise.
+KERNEL_CACHE_ENTRIES = 100
 
 
 class OcrEngine(Protocol):
