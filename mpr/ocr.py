@@ -3,10 +3,17 @@
 Detection and recognition are separate calls: run_ocr finds text lines in every image it
 reads (whole frame, board strips, boxes), drops lines that several images saw, and then
 recognises each remaining line once, in batches. Engines load once per process.
+
+The PP-OCR models are the ones the rapidocr wheel ships; RapidOCR finds them and supplies
+the text detector's post-processing (DB boxes) and the recogniser's CTC decoding. The
+networks themselves are run here (`mpr.ocr_models`): on OpenVINO they take 8-bit BGR
+images and normalise them inside the compiled graph, and the recogniser's output layer can
+be cut to the characters a run can use (`charset`), which is most of its cost.
 """
 
 from __future__ import annotations
 
+import math
 import threading
 from typing import Literal, Protocol
 
@@ -15,16 +22,11 @@ import numpy as np
 
 from mpr.errors import MprError
 from mpr.loading import load_once
+from mpr.ocr_models import Charset, DetNetwork, RecNetwork
 
 Runtime = Literal["openvino", "onnxruntime"]
-
-# OpenVINO's CPU plugin keeps the kernels it builds for every input shape it has seen (5000
-# cache entries by default: 120 detector shapes took 1.7 GB). Board strips and crops give
-# hundreds of shapes on a real broadcast, so memory grew with video length (2.85 GB on a
-# 5-minute dev loop). A small cache keeps the recent shapes and bounds memory: soccer_broadcast
-# on the 10-minute dev loop peaked at 1262 MB with 100 entries, 1449 MB with 500, the same
-# brand-seconds and speed within this machine's noise.
-KERNEL_CACHE_ENTRIES = 100
+REC_HEIGHT = 48  # the recogniser's input height
+REC_BATCH = 6  # lines per recogniser call
 
 
 class OcrEngine(Protocol):
@@ -36,14 +38,15 @@ class OcrEngine(Protocol):
 
 
 class RapidOcrEngine:
-    """PP-OCR text detection and recognition through RapidOCR, with the models its wheel ships (offline).
+    """PP-OCR text detection and recognition with the models the rapidocr wheel ships (offline).
 
-    `runtime` picks the library RapidOCR runs the models on: OpenVINO, faster on x86 CPUs
-    (with OpenVINO's CPU defaults: bf16 inference where the CPU has it, fp32 elsewhere), or
-    onnxruntime (`python scripts/bench_ocr.py` measures both on the same frames).
+    `runtime` picks the library the models run on: OpenVINO, faster on x86 CPUs (its CPU
+    defaults: bf16 inference where the CPU has it, fp32 elsewhere), or onnxruntime
+    (`python scripts/bench_ocr.py` measures both on the same frames). `charset` is the
+    alphabet the recogniser chooses from: `full` (PP-OCR's 18,708 characters) or `latin`.
     """
 
-    def __init__(self, runtime: Runtime = "openvino", threads: int = 0):
+    def __init__(self, runtime: Runtime = "openvino", threads: int = 0, charset: Charset = "full"):
         from rapidocr import EngineType, RapidOCR
 
         engine = {"openvino": EngineType.OPENVINO, "onnxruntime": EngineType.ONNXRUNTIME}[runtime]
@@ -51,21 +54,18 @@ class RapidOcrEngine:
             "Global.log_level": "error",
             "Det.engine_type": engine,
             "Rec.engine_type": engine,
-            # run_ocr sizes images itself: the detector only rounds them to multiples of 32
-            "Det.limit_type": "max",
-            "Det.limit_side_len": 1 << 16,
             "EngineConfig.onnxruntime.intra_op_num_threads": threads or -1,
             "EngineConfig.openvino.inference_num_threads": threads or -1,
-            "Rec.rec_batch_num": 6,
         }
         try:
             ocr = RapidOCR(params=params)
-            self._det, self._rec = ocr._load_det_model(), ocr._load_rec_model()
+            det, rec = ocr._load_det_model(), ocr._load_rec_model()
         except ImportError as exc:
             raise MprError(f"OCR runtime {runtime!r} is not installed ({exc})") from None
-        if runtime == "openvino":
-            for model in (self._det, self._rec):
-                _bound_kernel_cache(model.session, threads)
+        self._det = DetNetwork(det.session, runtime, threads)
+        self._det_boxes = det.postprocess_op  # DB post-processing: probability map -> quads
+        self._sort_boxes = det.sorted_boxes
+        self._rec = RecNetwork(rec.session, runtime, threads, rec.postprocess_op.character, charset)
         self._lock = threading.Lock()  # one inference at a time: the runtime already uses every core
 
     def detect(self, image: np.ndarray, scale: float = 1.0) -> list[np.ndarray]:
@@ -73,31 +73,46 @@ class RapidOcrEngine:
         size = (max(32, round(w * scale / 32) * 32), max(32, round(h * scale / 32) * 32))  # the network's stride
         seen = image if size == (w, h) else cv2.resize(image, size)
         with self._lock:
-            out = self._det(seen)
-        if out.boxes is None:
+            probability = self._det(seen)
+            boxes, _ = self._det_boxes(probability, seen.shape[:2])
+        if len(boxes) == 0:
             return []
         fx, fy = w / seen.shape[1], h / seen.shape[0]
-        return [np.asarray(q, np.float32) * (fx, fy) for q in out.boxes]
+        return [np.asarray(q, np.float32) * (fx, fy) for q in self._sort_boxes(boxes)]
 
     def recognize(self, lines: list[np.ndarray]) -> list[tuple[str, float]]:
-        if not lines:
-            return []
-        from rapidocr.ch_ppocr_rec.typings import TextRecInput
+        """Lines are read in batches of similar width (sorted by aspect ratio); each batch is
+        padded to a width from a short ladder (`rec_width`) so that the runtime sees few shapes."""
+        out: list[tuple[str, float]] = [("", 0.0)] * len(lines)
+        order = sorted(range(len(lines)), key=lambda i: lines[i].shape[1] / max(lines[i].shape[0], 1))
+        for start in range(0, len(order), REC_BATCH):
+            batch = order[start:start + REC_BATCH]
+            ratio = max(lines[i].shape[1] / max(lines[i].shape[0], 1) for i in batch)
+            pixels = rec_batch([lines[i] for i in batch], rec_width(ratio))
+            with self._lock:
+                texts = self._rec(pixels)
+            for i, read in zip(batch, texts):
+                out[i] = read
+        return out
 
-        with self._lock:
-            out = self._rec(TextRecInput(img=lines))
-        return [(str(t), float(s)) for t, s in zip(out.txts, out.scores)]
+
+def rec_width(ratio: float) -> int:
+    """Input width for a batch whose widest line is `ratio` times as wide as high: at least
+    PP-OCR's 320, rounded up to a multiple of 64 up to 640, of 128 up to 1280, else of 256."""
+    width = max(320, math.ceil(REC_HEIGHT * ratio))
+    step = 64 if width <= 640 else 128 if width <= 1280 else 256
+    return math.ceil(width / step) * step
 
 
-def _bound_kernel_cache(session, threads: int) -> None:
-    """Recompile a RapidOCR OpenVINO session with a bounded kernel cache (RapidOCR builds its
-    own Core and exposes no such option, so the model it read is compiled a second time)."""
-    import openvino as ov
-
-    config = {"CPU_RUNTIME_CACHE_CAPACITY": KERNEL_CACHE_ENTRIES}
-    if threads:
-        config["INFERENCE_NUM_THREADS"] = threads
-    session.session = ov.Core().compile_model(session.model, "CPU", config).create_infer_request()
+def rec_batch(lines: list[np.ndarray], width: int) -> np.ndarray:
+    """Lines scaled to the recogniser's height (never wider than `width`), left-aligned on a
+    mid-grey canvas, as PP-OCR pads them: (N, 48, width, 3) uint8 BGR."""
+    batch = np.full((len(lines), REC_HEIGHT, width, 3), 128, np.uint8)
+    for n, line in enumerate(lines):
+        h, w = line.shape[:2]
+        fit = min(width, math.ceil(REC_HEIGHT * w / max(h, 1)))
+        batch[n, :, :fit] = cv2.resize(line, (fit, REC_HEIGHT))
+    return batch
 
 
 def line_image(image: np.ndarray, quad: np.ndarray) -> np.ndarray:

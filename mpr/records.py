@@ -145,6 +145,7 @@ class TextRead(BaseModel):
 class TextSet(FrameSet):
     reads: list[TextRead] = Field(default_factory=list)
     crops: list[Crop] = Field(default_factory=list)  # the regions that were read (logo escalation searches them)
+    charset: str = "full"  # the alphabet OCR read with (run_ocr.charset)
 
 
 class Detection(BaseModel):

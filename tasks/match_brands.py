@@ -14,6 +14,7 @@ from pydantic import Field
 from mpr.escalation.candidates import dhash
 from mpr.imaging import crop
 from mpr.matching import BrandMatcher, union
+from mpr.ocr_models import readable
 from mpr.records import Candidate, Crop, Detection, DetectionSet, RegionKind, StageStats, TextRead, TextSet
 from mpr.errors import MprError
 from mpr.store import code_digest, decode_image, encode_image
@@ -49,7 +50,15 @@ def match_brands(inputs: list[TextSet], config: MatchBrandsConfig, ctx: StageCon
     unresolved += _region_candidates(texts.crops, detections, names, config, ctx)[:max(room, 0)]
     counts = {**texts.counts, "matched": len(detections), "unresolved": len(unresolved)}
     return texts.carry(DetectionSet, reads=texts.reads, detections=detections, unresolved=unresolved, counts=counts,
+                       charset=texts.charset, notes=texts.notes + _unreadable_names(ctx.brands, texts.charset),
                        stats=StageStats(items_in=len(texts.reads), items_out=len(detections)))
+
+
+def _unreadable_names(brands, charset: str) -> list[str]:
+    """A warning for each brand name or alias with letters OCR's charset cannot output."""
+    return [f"brand {brand.name!r}: {name!r} has letters run_ocr.charset {charset!r} cannot read "
+            "(set run_ocr.charset: full)"
+            for brand in brands.brands for name in [brand.name, *brand.aliases] if not readable(name, charset)]
 
 
 def _detection(m, reads: list[TextRead], frame_name: str) -> Detection:
@@ -119,4 +128,4 @@ def _region_candidates(crops: list[Crop], detections: list[Detection], names: di
 
 
 STAGE = StageSpec("match_brands", match_brands, MatchBrandsConfig, accepts=TextSet, produces=DetectionSet,
-                  uses_brands=True, helpers=(BrandMatcher, crop, dhash, encode_image))
+                  uses_brands=True, helpers=(BrandMatcher, crop, dhash, encode_image, readable))

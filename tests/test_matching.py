@@ -65,3 +65,22 @@ def test_boxes_on_different_lines_are_not_joined():
 
 def test_tokens_fold_confusions_on_both_sides():
     assert tokens("C0OP 5Port") == tokens("COOP SPort") == ["coop", "sport"]
+
+
+def test_match_brands_warns_of_names_the_ocr_charset_cannot_read(tmp_path):
+    from mpr.records import Frame, TextRead, TextSet
+    from mpr.source import ChunkSpec, SourceInfo
+    from tasks.match_brands import MatchBrandsConfig, match_brands
+    from tasks.stage import StageContext
+
+    ctx = StageContext(source=SourceInfo(uri="x.mp4", kind="video", fingerprint="f", local_path="x.mp4"),
+                       store_root=str(tmp_path), key="match_brands-1", chunk=ChunkSpec(0, 0, 1, 0, 1),
+                       brands=load_brands([{"name": "Kirin", "aliases": ["キリン"]}, {"name": "Müller"}]))
+    frame = Frame(index=0, t=0.0, key="frames/a.jpg", width=640, height=360)
+    reads = [TextRead(t=0.0, frame_key=frame.key, text="KIRIN", score=0.9, box=(0, 0, 50, 10))]
+    latin = match_brands([TextSet(chunk=0, frames=[frame], reads=reads, charset="latin")], MatchBrandsConfig(), ctx)
+    assert [d.brand for d in latin.detections] == ["Kirin"]
+    assert latin.notes == ["brand 'Kirin': 'キリン' has letters run_ocr.charset 'latin' cannot read "
+                           "(set run_ocr.charset: full)"]
+    full = match_brands([TextSet(chunk=0, frames=[frame], reads=reads, charset="full")], MatchBrandsConfig(), ctx)
+    assert full.notes == []

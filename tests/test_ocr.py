@@ -6,7 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from mpr.ocr import detect_scale, get_engine, line_image
+from mpr.ocr import detect_scale, get_engine, line_image, rec_batch, rec_width
+from mpr.ocr_models import is_latin, readable
 from tasks.run_ocr import Line, _quad_box, distinct, row_gaps
 
 
@@ -27,12 +28,32 @@ def test_both_runtimes_find_and_read_the_same_lines(runtime):
     assert all(q.shape == (4, 2) for q in quads)
 
 
-def test_openvino_models_recompiled_with_a_bounded_kernel_cache_keep_the_thread_count():
+def test_openvino_models_are_compiled_with_the_thread_count_and_a_uint8_input():
     engine = get_engine("rapidocr", runtime="openvino", threads=1)
-    for model in (engine._det, engine._rec):
-        assert model.session.session.get_compiled_model().get_property("INFERENCE_NUM_THREADS") == 1
+    for network in (engine._det, engine._rec):
+        compiled = network._request.get_compiled_model()
+        assert compiled.get_property("INFERENCE_NUM_THREADS") == 1
+        assert compiled.inputs[0].get_element_type().get_type_name() == "u8"  # normalised in the graph
     assert engine.recognize([line_image(text_image(["KESTREL"]), engine.detect(text_image(["KESTREL"]))[0])])[0][0] \
         == "KESTREL"
+
+
+@pytest.mark.parametrize("runtime", ["openvino", "onnxruntime"])
+def test_latin_charset_reads_latin_lines_as_the_full_one_and_other_scripts_as_little(runtime):
+    full = get_engine("rapidocr", runtime=runtime, charset="full")
+    latin = get_engine("rapidocr", runtime=runtime, charset="latin")
+    words = text_image(["KESTREL", "Nordlys-24"])
+    lines = [line_image(words, q) for q in full.detect(words)]
+    assert [t for t, _ in latin.recognize(lines)] == [t for t, _ in full.recognize(lines)] == ["KESTREL", "Nordlys-24"]
+    assert all(is_latin(c) for text, _ in latin.recognize(lines) for c in text)
+    # the output layer keeps the Latin classes only: a few hundred of PP-OCR's 18,710
+    assert 300 < len(latin._rec._decode.character) < 1000 < 18000 < len(full._rec._decode.character)
+
+
+def test_is_latin_and_readable():
+    assert all(map(is_latin, "AzÄéßøŁő€™-.&'"))
+    assert not any(map(is_latin, "日本キリンДж가"))
+    assert readable("Müller & Co. 2024", "latin") and not readable("キリン", "latin") and readable("キリン", "full")
 
 
 def test_detect_maps_quads_back_to_the_image_at_any_scale():
@@ -87,3 +108,12 @@ def test_a_word_the_detector_left_out_of_a_board_row_is_read_from_its_gap():
     gaps = row_gaps(found, strip.shape[1], strip.shape[0], min_gap=2)
     texts = engine.recognize([line_image(strip, q) for q in gaps])
     assert [t for t, score in texts if score > 0.5] == ["ELTEN"]
+
+
+def test_recogniser_batches_come_in_few_widths_padded_with_grey():
+    assert [rec_width(r) for r in (1.0, 6.6, 7.0, 13.0, 14.0, 26.0, 27.0, 60.0)] == [320, 320, 384, 640, 768, 1280, 1536, 3072]
+    wide, narrow = np.zeros((30, 300, 3), np.uint8), np.zeros((30, 60, 3), np.uint8)
+    batch = rec_batch([wide, narrow], 512)
+    assert batch.shape == (2, 48, 512, 3) and batch.dtype == np.uint8
+    assert (batch[0, :, :480] == 0).all() and (batch[0, :, 480:] == 128).all()  # 300 x 48/30 = 480 px of line
+    assert (batch[1, :, :96] == 0).all() and (batch[1, :, 96:] == 128).all()

@@ -1,0 +1,155 @@
+"""The two PP-OCR networks (text detector, recogniser) on OpenVINO or onnxruntime.
+
+RapidOCR loads the ONNX files its wheel ships; here they are run with less around them:
+
+- On OpenVINO, each network takes 8-bit BGR images (NHWC) and converts and normalises them
+  inside the compiled graph (OpenVINO's PrePostProcessor): RapidOCR's numpy normalisation
+  cost about a quarter of a whole-frame detection (24 of 105 ms at 1280x736).
+- The recogniser's last layer scores 18,710 classes (PP-OCR's Chinese, Japanese, Korean and
+  Latin characters) at every position: about 40% of its time. With `charset: latin` the
+  layer keeps the Latin-script characters, digits, punctuation and CTC's blank (a few
+  hundred), so the softmax is over those alone. Both runtimes decode the same way; only
+  OpenVINO gets the speed (onnxruntime computes every class and drops the others).
+- OpenVINO's CPU plugin keeps the kernels it builds for every input shape it has seen (5000
+  cache entries by default: 120 detector shapes took 1.7 GB). Board strips and crops give
+  hundreds of shapes on a real broadcast, so memory grew with video length (2.85 GB on a
+  5-minute dev loop); a 100-entry cache bounds it (1262 MB on the 10-minute loop, same
+  brand-seconds and speed within this machine's noise).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import numpy as np
+
+Charset = Literal["full", "latin"]
+KERNEL_CACHE_ENTRIES = 100
+
+
+class DetNetwork:
+    """The DB text detector: (H, W, 3) uint8 BGR, sides multiples of 32 -> (1, 1, H, W) text probability."""
+
+    def __init__(self, session, runtime: str, threads: int):
+        self.runtime = runtime
+        self._session = session
+        if runtime == "openvino":
+            self._request = _compile(_uint8_input(session.model), threads)
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        batch = np.ascontiguousarray(image[None])
+        if self.runtime == "openvino":
+            self._request.infer({0: batch})
+            return self._request.get_output_tensor(0).data
+        return self._session(_normalise(batch))
+
+
+class RecNetwork:
+    """The CTC recogniser: (N, 48, W, 3) uint8 BGR lines -> [(text, confidence)] per line."""
+
+    def __init__(self, session, runtime: str, threads: int, characters: list[str], charset: Charset):
+        from rapidocr.ch_ppocr_rec.utils import CTCLabelDecode
+
+        self.runtime = runtime
+        self._session = session
+        self._keep = charset_indices(characters, charset)
+        if self._keep is None:
+            self._decode = CTCLabelDecode(character=list(characters[1:-1]))
+        else:  # CTCLabelDecode adds the blank (first) and the space (last) itself
+            self._decode = CTCLabelDecode(character=[characters[i] for i in self._keep[1:-1]])
+        if runtime == "openvino":
+            model = session.model if self._keep is None else _cut_output_layer(session.model, self._keep)
+            # cut first: OpenVINO fails to compile the cut layer of a model already given a u8 input
+            self._request = _compile(_uint8_input(model), threads)
+
+    def __call__(self, lines: np.ndarray) -> list[tuple[str, float]]:
+        if self.runtime == "openvino":
+            self._request.infer({0: np.ascontiguousarray(lines)})
+            probabilities = self._request.get_output_tensor(0).data
+        else:
+            probabilities = self._session(_normalise(lines))
+            if self._keep is not None:
+                probabilities = probabilities[..., self._keep]
+                probabilities = probabilities / np.maximum(probabilities.sum(-1, keepdims=True), 1e-12)
+        texts, _ = self._decode(probabilities)
+        return [(str(text), float(score)) for text, score in texts]
+
+
+def charset_indices(characters: list[str], charset: Charset) -> np.ndarray | None:
+    """Output classes a charset keeps (blank first, space last, as PP-OCR orders them); None: all."""
+    if charset == "full":
+        return None
+    inner = [i for i, c in enumerate(characters[1:-1], 1) if is_latin(c)]
+    return np.array([0, *inner, len(characters) - 1])
+
+
+def is_latin(char: str) -> bool:
+    """Latin script and what is written with it: ASCII, Latin-1, Latin Extended A/B and
+    Additional, general punctuation, currency signs and the trade mark sign."""
+    if len(char) != 1:
+        return False
+    code = ord(char)
+    return code < 0x250 or 0x1E00 <= code <= 0x1EFF or 0x2000 <= code <= 0x20CF or code == 0x2122
+
+
+def readable(text: str, charset: Charset) -> bool:
+    """Whether every letter of `text` is one the charset's recogniser can output."""
+    return charset == "full" or all(is_latin(c) for c in text if c.isalpha())
+
+
+def _normalise(batch: np.ndarray) -> np.ndarray:
+    """uint8 NHWC -> float32 NCHW in [-1, 1], PP-OCR's normalisation (onnxruntime path)."""
+    return (batch.astype(np.float32) / 127.5 - 1.0).transpose(0, 3, 1, 2).copy()
+
+
+def _uint8_input(model):
+    """The same network taking uint8 NHWC BGR and normalising it to [-1, 1] NCHW in the graph."""
+    import openvino as ov
+    from openvino.preprocess import PrePostProcessor
+
+    ppp = PrePostProcessor(model)
+    ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
+    ppp.input().model().set_layout(ov.Layout("NCHW"))
+    ppp.input().preprocess().convert_element_type(ov.Type.f32).mean(127.5).scale(127.5)
+    return ppp.build()
+
+
+def _cut_output_layer(model, keep: np.ndarray):
+    """The recogniser with its final linear layer (MatMul + bias before the softmax) reduced
+    to the classes in `keep`, in that order."""
+    import openvino as ov
+    from openvino import opset13 as ops
+
+    softmax = model.get_results()[0].input_value(0).get_node()
+    logits = _skip_identity(softmax.input_value(0).get_node())
+    matmul, bias = (_skip_identity(logits.input_value(i).get_node()) for i in (0, 1))
+    if matmul.get_type_name() != "MatMul":
+        matmul, bias = bias, matmul
+    weights = _skip_identity(matmul.input_value(1).get_node())
+    shapes_ok = (softmax.get_type_name() == "Softmax" and logits.get_type_name() == "Add"
+                 and matmul.get_type_name() == "MatMul" and weights.get_type_name() == "Constant"
+                 and bias.get_type_name() == "Constant")
+    if not shapes_ok:
+        raise ValueError("unexpected recogniser graph: no MatMul + Add before its Softmax")
+    transpose_b = bool(matmul.get_attributes().get("transpose_b", False))
+    w = weights.get_data().astype(np.float32)
+    w = w[keep] if transpose_b else w[:, keep]
+    b = bias.get_data().astype(np.float32).reshape(-1)[keep]
+    cut = ops.matmul(matmul.input_value(0), ops.constant(np.ascontiguousarray(w)), False, transpose_b)
+    out = ops.softmax(ops.add(cut, ops.constant(b)), softmax.get_attributes().get("axis", -1))
+    return ov.Model([out], model.get_parameters(), "rec_" + str(len(keep)))
+
+
+def _skip_identity(node):
+    while node.get_type_name() in ("Identity", "Convert") and node.get_input_size() == 1:
+        node = node.input_value(0).get_node()
+    return node
+
+
+def _compile(model, threads: int):
+    import openvino as ov
+
+    config = {"CPU_RUNTIME_CACHE_CAPACITY": KERNEL_CACHE_ENTRIES}
+    if threads:
+        config["INFERENCE_NUM_THREADS"] = threads
+    return ov.Core().compile_model(model, "CPU", config).create_infer_request()
