@@ -128,7 +128,7 @@ def bench(source: str, brands: str, profile: str, overrides: dict, minutes: floa
     get_engine()  # the fresh SQLite database, migrated, before the clock starts
     if not verbose:
         os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "CRITICAL")
-    startup = _start_prefect()
+    startup = start_prefect()
     from flows.detect import detect_brands
 
     bench_peak = _peak_rss_mb()
@@ -233,7 +233,7 @@ def loop_clip(path: Path, minutes: float, folder: Path) -> Path:
     return out
 
 
-def _start_prefect() -> float:
+def start_prefect() -> float:
     """Start Prefect's ephemeral API (when no PREFECT_API_URL) outside the timed runs."""
     start = time.perf_counter()
     from prefect.client.orchestration import get_client

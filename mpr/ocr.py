@@ -14,7 +14,7 @@ be cut to the characters a run can use (`charset`), which is most of its cost.
 from __future__ import annotations
 
 import math
-import threading
+import os
 from typing import Literal, Protocol
 
 import cv2
@@ -46,7 +46,7 @@ class RapidOcrEngine:
     alphabet the recogniser chooses from: `full` (PP-OCR's 18,708 characters) or `latin`.
     """
 
-    def __init__(self, runtime: Runtime = "openvino", threads: int = 0, charset: Charset = "full"):
+    def __init__(self, runtime: Runtime = "openvino", threads: int = 0, charset: Charset = "full", streams: int = 1):
         from rapidocr import EngineType, RapidOCR
 
         engine = {"openvino": EngineType.OPENVINO, "onnxruntime": EngineType.ONNXRUNTIME}[runtime]
@@ -62,18 +62,17 @@ class RapidOcrEngine:
             det, rec = ocr._load_det_model(), ocr._load_rec_model()
         except ImportError as exc:
             raise MprError(f"OCR runtime {runtime!r} is not installed ({exc})") from None
-        self._det = DetNetwork(det.session, runtime, threads)
+        streams = streams if runtime == "openvino" else 1
+        self._det = DetNetwork(det.session, runtime, threads, streams)
         self._det_boxes = det.postprocess_op  # DB post-processing: probability map -> quads
         self._sort_boxes = det.sorted_boxes
-        self._rec = RecNetwork(rec.session, runtime, threads, rec.postprocess_op.character, charset)
-        self._lock = threading.Lock()  # one inference at a time: the runtime already uses every core
+        self._rec = RecNetwork(rec.session, runtime, threads, rec.postprocess_op.character, charset, streams)
 
     def detect(self, image: np.ndarray, scale: float = 1.0) -> list[np.ndarray]:
         h, w = image.shape[:2]
         size = (max(32, round(w * scale / 32) * 32), max(32, round(h * scale / 32) * 32))  # the network's stride
         seen = image if size == (w, h) else cv2.resize(image, size)
-        with self._lock:
-            probability = self._det(seen)
+        with self._det.output(seen[None]) as probability:
             boxes, _ = self._det_boxes(probability, seen.shape[:2])
         if len(boxes) == 0:
             return []
@@ -88,12 +87,17 @@ class RapidOcrEngine:
         for start in range(0, len(order), REC_BATCH):
             batch = order[start:start + REC_BATCH]
             ratio = max(lines[i].shape[1] / max(lines[i].shape[0], 1) for i in batch)
-            pixels = rec_batch([lines[i] for i in batch], rec_width(ratio))
-            with self._lock:
-                texts = self._rec(pixels)
+            texts = self._rec(rec_batch([lines[i] for i in batch], rec_width(ratio)))
             for i, read in zip(batch, texts):
                 out[i] = read
         return out
+
+
+def default_streams(runtime: Runtime) -> int:
+    """Inferences run at once (run_ocr.streams 0): two single-threaded ones on OpenVINO with two
+    cores or more (they keep both cores busier than one two-threaded inference, whose Python
+    around it runs on one core), one on onnxruntime."""
+    return min(2, os.cpu_count() or 1) if runtime == "openvino" else 1
 
 
 def rec_width(ratio: float) -> int:

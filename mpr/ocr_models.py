@@ -19,6 +19,9 @@ RapidOCR loads the ONNX files its wheel ships; here they are run with less aroun
 
 from __future__ import annotations
 
+import queue
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Literal
 
 import numpy as np
@@ -27,51 +30,64 @@ Charset = Literal["full", "latin"]
 KERNEL_CACHE_ENTRIES = 100
 
 
-class DetNetwork:
+class Network:
+    """One network on one runtime: uint8 NHWC BGR batch in, its first output out.
+
+    On OpenVINO it is compiled with `streams` streams sharing `threads` and has one infer
+    request per stream: that many callers infer at once, each on its share of the cores;
+    further callers wait for a free request. onnxruntime runs one call at a time."""
+
+    def __init__(self, session, runtime: str, threads: int, streams: int = 1, model=None):
+        self.runtime = runtime
+        self._free: queue.SimpleQueue = queue.SimpleQueue()
+        if runtime == "openvino":  # RapidOCR's own compiled session is not kept (its memory is freed)
+            for request in _compile(_uint8_input(model or session.model), threads, streams):
+                self._free.put(request)
+        else:
+            self._free.put(session)
+
+    @contextmanager
+    def output(self, batch: np.ndarray) -> Iterator[np.ndarray]:
+        """The output for `batch`, valid inside the block (it is the request's own buffer)."""
+        runner = self._free.get()
+        try:
+            if self.runtime == "openvino":
+                runner.infer({0: np.ascontiguousarray(batch)})
+                yield runner.get_output_tensor(0).data
+            else:
+                yield runner(_normalise(batch))
+        finally:
+            self._free.put(runner)
+
+
+class DetNetwork(Network):
     """The DB text detector: (H, W, 3) uint8 BGR, sides multiples of 32 -> (1, 1, H, W) text probability."""
 
-    def __init__(self, session, runtime: str, threads: int):
-        self.runtime = runtime
-        self._session = session
-        if runtime == "openvino":
-            self._request = _compile(_uint8_input(session.model), threads)
 
-    def __call__(self, image: np.ndarray) -> np.ndarray:
-        batch = np.ascontiguousarray(image[None])
-        if self.runtime == "openvino":
-            self._request.infer({0: batch})
-            return self._request.get_output_tensor(0).data
-        return self._session(_normalise(batch))
-
-
-class RecNetwork:
+class RecNetwork(Network):
     """The CTC recogniser: (N, 48, W, 3) uint8 BGR lines -> [(text, confidence)] per line."""
 
-    def __init__(self, session, runtime: str, threads: int, characters: list[str], charset: Charset):
+    def __init__(self, session, runtime: str, threads: int, characters: list[str], charset: Charset,
+                 streams: int = 1):
         from rapidocr.ch_ppocr_rec.utils import CTCLabelDecode
 
-        self.runtime = runtime
-        self._session = session
         self._keep = charset_indices(characters, charset)
         if self._keep is None:
             self._decode = CTCLabelDecode(character=list(characters[1:-1]))
         else:  # CTCLabelDecode adds the blank (first) and the space (last) itself
             self._decode = CTCLabelDecode(character=[characters[i] for i in self._keep[1:-1]])
-        if runtime == "openvino":
-            model = session.model if self._keep is None else _cut_output_layer(session.model, self._keep)
-            # cut first: OpenVINO fails to compile the cut layer of a model already given a u8 input
-            self._request = _compile(_uint8_input(model), threads)
+        model = None
+        if runtime == "openvino" and self._keep is not None:
+            # cut before the uint8 input is added: OpenVINO fails to compile the cut layer otherwise
+            model = _cut_output_layer(session.model, self._keep)
+        super().__init__(session, runtime, threads, streams, model)
 
     def __call__(self, lines: np.ndarray) -> list[tuple[str, float]]:
-        if self.runtime == "openvino":
-            self._request.infer({0: np.ascontiguousarray(lines)})
-            probabilities = self._request.get_output_tensor(0).data
-        else:
-            probabilities = self._session(_normalise(lines))
-            if self._keep is not None:
+        with self.output(lines) as probabilities:
+            if self.runtime == "onnxruntime" and self._keep is not None:
                 probabilities = probabilities[..., self._keep]
                 probabilities = probabilities / np.maximum(probabilities.sum(-1, keepdims=True), 1e-12)
-        texts, _ = self._decode(probabilities)
+            texts, _ = self._decode(probabilities)
         return [(str(text), float(score)) for text, score in texts]
 
 
@@ -146,10 +162,12 @@ def _skip_identity(node):
     return node
 
 
-def _compile(model, threads: int):
+def _compile(model, threads: int, streams: int) -> list:
+    """Infer requests, one per stream, of `model` compiled for the CPU."""
     import openvino as ov
 
-    config = {"CPU_RUNTIME_CACHE_CAPACITY": KERNEL_CACHE_ENTRIES}
+    config = {"CPU_RUNTIME_CACHE_CAPACITY": KERNEL_CACHE_ENTRIES, "NUM_STREAMS": streams}
     if threads:
         config["INFERENCE_NUM_THREADS"] = threads
-    return ov.Core().compile_model(model, "CPU", config).create_infer_request()
+    compiled = ov.Core().compile_model(model, "CPU", config)
+    return [compiled.create_infer_request() for _ in range(streams)]

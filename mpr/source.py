@@ -24,7 +24,7 @@ from pydantic import BaseModel
 from mpr.errors import InputError, MprError
 from mpr.keyframes import KeyframeReader
 from mpr.store import is_remote
-from mpr.vision.cuts import DecodeCuts
+from mpr.vision.cuts import DecodeCuts, thumbnail
 
 VIDEO_EXTS = {".mp4", ".mkv", ".avi", ".mov", ".webm", ".flv", ".wmv", ".m4v", ".ts", ".mpg", ".mpeg"}
 IMAGE_EXTS = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"}
@@ -267,49 +267,54 @@ def _read_image(fs, path: str) -> np.ndarray | None:
 
 def _read_video(info: SourceInfo, first: int, stop: int, fps: float, result: ReadResult,
                 cuts: DecodeCuts | None = None) -> Iterator[tuple[int, float, str, np.ndarray]]:
-    """Sequential grab() between samples; decode (retrieve) only the sampled frames.
+    """Sequential decoding (PyAV, threaded) from the keyframe before the chunk; only the sampled
+    frames are converted to BGR images.
 
-    With `cuts`, every frame it wants is also retrieved and fed to it, starting a few
-    frames before the first sample and running a few past the last, so a cut right
-    next to either end is still seen with its neighbours.
+    With `cuts`, every frame it wants also gives it a small thumbnail, made from the decoded
+    picture's planes at a fraction of a full conversion's cost, starting a few frames before
+    the first sample and running a few past the last, so a cut right next to either end is
+    still seen with its neighbours.
     """
-    cap = cv2.VideoCapture(info.local_path)
-    try:
-        def target(index: int) -> int:
-            return min(round(index / fps * info.native_fps), info.frame_count - 1)
+    def target(index: int) -> int:
+        return min(round(index / fps * info.native_fps), info.frame_count - 1)
 
-        position = max(0, target(first) - (cuts.lag if cuts else 0))
-        if position > 0:
-            cap.set(cv2.CAP_PROP_POS_FRAMES, position)
-        last_good: float | None = None
-        for index in range(first, stop):
-            ok = True
-            while ok and position < target(index):
-                ok = cap.grab()
-                if ok and cuts and cuts.wants(position):
-                    cuts.feed(position, cap.retrieve()[1])
-                position += 1
-            ok = ok and cap.grab()
-            image = cap.retrieve()[1] if ok else None
-            if image is None:
-                _unreadable(info, result, last_good if last_good is not None else first / fps)
-                return
-            if cuts and cuts.wants(position):
-                cuts.feed(position, image)
-            position += 1
-            last_good = index / fps
-            yield index, round(index / fps, 3), "", image
-        if cuts:
-            for _ in range(cuts.lag):
-                if not cap.grab():
+    lag = cuts.lag if cuts else 0
+    start, end = max(0, target(first) - lag), target(stop - 1) + lag
+    index, last_good = first, None
+    try:
+        with av.open(info.local_path) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            for position, frame in _decode_from(container, stream, start, info.native_fps):
+                if cuts and cuts.wants(position):
+                    cuts.feed(position, thumbnail(frame))
+                while index < stop and position >= target(index):
+                    last_good = index / fps
+                    yield index, round(last_good, 3), "", frame.to_ndarray(format="bgr24")
+                    index += 1
+                if index >= stop and position >= end:
                     break
-                if cuts.wants(position):
-                    cuts.feed(position, cap.retrieve()[1])
-                position += 1
+    except (av.FFmpegError, IndexError):
+        pass  # corrupt data or no video stream: what was read stands
     finally:
-        cap.release()
         if cuts:
             result.cut_samples = sorted({_sample_at(p, fps, info.native_fps) for p in cuts.positions})
+    if index < stop:
+        _unreadable(info, result, last_good if last_good is not None else first / fps)
+
+
+def _decode_from(container, stream, start: int, native_fps: float) -> Iterator[tuple[int, av.VideoFrame]]:
+    """(frame position, frame) from frame `start` on, in presentation order; positions come from
+    the frames' timestamps (frame 0 at the stream's start time)."""
+    origin = stream.start_time or 0
+    if start > 0:  # to the keyframe at or before it, then decode forward
+        container.seek(int(start / native_fps / stream.time_base) + origin, stream=stream, backward=True)
+    for frame in container.decode(stream):
+        if frame.pts is None:
+            continue
+        position = round(float((frame.pts - origin) * stream.time_base) * native_fps)
+        if position >= start:
+            yield position, frame
 
 
 def _read_keyframes(info: SourceInfo, first: int, stop: int, fps: float,

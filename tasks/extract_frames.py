@@ -18,8 +18,9 @@ class ExtractFramesConfig(StageConfig):
     max_side: int = Field(1920, ge=0, le=8192, description="downscale longer side to this (0: keep)")
     jpeg_quality: int = Field(95, ge=50, le=100, description="quality of stored frames")
     cut_fps: float = Field(30.0, ge=0, le=120, description=(
-        "decoded frames per second examined for shot cuts (PySceneDetect AdaptiveDetector); at or "
-        "above the source's rate every frame is; 0: only filter_scenes' per-sample test"))
+        "decoded frames per second examined for shot cuts (PySceneDetect AdaptiveDetector): every other "
+        "frame of a 25 fps source; at or above the source's rate every frame is; 0: only filter_scenes' "
+        "per-sample test"))
     keyframes: bool = Field(False, description=(
         "a video sample takes a keyframe within half a sample interval of its time where there is one, "
         "so most frames are never decoded (PyAV, skip_frame=NONKEY); needs cut_fps: 0"))

@@ -11,6 +11,7 @@ Without crops (a profile without vision stages) whole frames are read.
 from __future__ import annotations
 
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
@@ -18,7 +19,7 @@ import numpy as np
 from pydantic import Field
 
 from mpr.matching import tokens
-from mpr.ocr import Runtime, detect_scale, get_engine, line_image
+from mpr.ocr import Runtime, default_streams, detect_scale, get_engine, line_image
 from mpr.ocr_models import Charset, charset_indices
 from mpr.records import Box, CropSet, FrameSet, RegionKind, StageStats, TextRead, TextSet
 from mpr.vision import debug
@@ -51,6 +52,10 @@ class RunOcrConfig(StageConfig):
         "(Latin script, digits, punctuation: about 2.5x faster recognition on OpenVINO; other scripts read "
         "as nothing or as a few Latin signs)"))
     threads: int = Field(0, ge=0, le=64, description="inference threads (0: all cores)")
+    streams: int = Field(0, ge=0, le=16, description=(
+        "frames read at once, each inference on its own OpenVINO stream with its share of the threads "
+        "(0: 2 on OpenVINO with 2 cores or more: two single-threaded inferences at once keep both cores busier "
+        "than one on both; 1 on onnxruntime)"))
     debug: bool = Field(False, description="write OCR text overlays to the artifact store")
 
 
@@ -70,30 +75,47 @@ def run_ocr(inputs: list[FrameSet], config: RunOcrConfig, ctx: StageContext) -> 
     crops_of: dict[str, list] = defaultdict(list)
     for crop in crops or []:
         crops_of[crop.frame_key].append(crop)
-    engine = get_engine(config.engine, runtime=config.runtime, threads=config.threads, charset=config.charset)
-    reads, overlays, items = [], [], 0
-    for frame in frames_in.kept:
-        mine = crops_of[frame.key]
-        lines = [line for crop in mine for line in _crop_lines(crop, engine, config, ctx)]
-        image = None
-        scale = _frame_scale(frames_in, frame, mine, config)
-        if scale:
-            image = ctx.store.get_image(frame.key)
-            lines += _frame_lines(image, scale, engine)
-        items += len(mine) + (image is not None)
-        lines = distinct(lines, config.same_line_iou)
-        texts = engine.recognize([line.pixels for line in lines])
-        frame_reads = dedupe([TextRead(t=frame.t, frame_key=frame.key, text=text.strip(), score=score,
-                                       box=line.box, region=line.region)
-                              for line, (text, score) in zip(lines, texts)
-                              if score >= config.min_text_score and text.strip()])
-        reads += frame_reads
-        if config.debug and frame_reads:
-            image = image if image is not None else ctx.store.get_image(frame.key)
-            overlays.append(ctx.store.put_image(f"debug/{ctx.key}/{frame.index:06d}.jpg",
-                                                debug.draw_reads(image, frame_reads)))
+    streams = config.streams or default_streams(config.runtime)
+    engine = get_engine(config.engine, runtime=config.runtime, threads=config.threads, charset=config.charset,
+                        streams=streams)
+
+    def read(frame) -> FrameRead:
+        return _read_frame(frames_in, frame, crops_of[frame.key], engine, config, ctx)
+
+    with ThreadPoolExecutor(streams) as pool:  # frames are independent; the engine has a request per stream
+        done = list(pool.map(read, frames_in.kept))
+    reads = [r for d in done for r in d.reads]
+    overlays = [d.overlay for d in done if d.overlay]
     return frames_in.carry(TextSet, reads=reads, crops=crops or [], overlays=frames_in.overlays + overlays,
-                           charset=config.charset, stats=StageStats(items_in=items, items_out=len(reads)))
+                           charset=config.charset,
+                           stats=StageStats(items_in=sum(d.images for d in done), items_out=len(reads)))
+
+
+@dataclass
+class FrameRead:
+    reads: list[TextRead]
+    images: int  # images read: crops, and the frame when it was read whole
+    overlay: str | None = None  # debug overlay key
+
+
+def _read_frame(frames_in: FrameSet, frame, crops: list, engine, config: RunOcrConfig,
+                ctx: StageContext) -> FrameRead:
+    lines = [line for crop in crops for line in _crop_lines(crop, engine, config, ctx)]
+    image = None
+    scale = _frame_scale(frames_in, frame, crops, config)
+    if scale:
+        image = ctx.store.get_image(frame.key)
+        lines += _frame_lines(image, scale, engine)
+    lines = distinct(lines, config.same_line_iou)
+    texts = engine.recognize([line.pixels for line in lines])
+    reads = dedupe([TextRead(t=frame.t, frame_key=frame.key, text=text.strip(), score=score, box=line.box,
+                             region=line.region)
+                    for line, (text, score) in zip(lines, texts) if score >= config.min_text_score and text.strip()])
+    overlay = None
+    if config.debug and reads:
+        image = image if image is not None else ctx.store.get_image(frame.key)
+        overlay = ctx.store.put_image(f"debug/{ctx.key}/{frame.index:06d}.jpg", debug.draw_reads(image, reads))
+    return FrameRead(reads, len(crops) + bool(scale), overlay)
 
 
 def _frame_scale(frames_in: FrameSet, frame, crops: list, config: RunOcrConfig) -> float:

@@ -28,11 +28,15 @@ def test_both_runtimes_find_and_read_the_same_lines(runtime):
     assert all(q.shape == (4, 2) for q in quads)
 
 
-def test_openvino_models_are_compiled_with_the_thread_count_and_a_uint8_input():
-    engine = get_engine("rapidocr", runtime="openvino", threads=1)
+def test_openvino_models_are_compiled_with_the_thread_count_streams_and_a_uint8_input():
+    engine = get_engine("rapidocr", runtime="openvino", threads=2, streams=2)
     for network in (engine._det, engine._rec):
-        compiled = network._request.get_compiled_model()
-        assert compiled.get_property("INFERENCE_NUM_THREADS") == 1
+        requests = [network._free.get() for _ in range(2)]  # one infer request per stream
+        assert network._free.empty()
+        for request in requests:
+            network._free.put(request)
+        compiled = requests[0].get_compiled_model()
+        assert compiled.get_property("INFERENCE_NUM_THREADS") == 2 and compiled.get_property("NUM_STREAMS") == 2
         assert compiled.inputs[0].get_element_type().get_type_name() == "u8"  # normalised in the graph
     assert engine.recognize([line_image(text_image(["KESTREL"]), engine.detect(text_image(["KESTREL"]))[0])])[0][0] \
         == "KESTREL"
