@@ -27,6 +27,7 @@ from mpr.ocr_models import Charset, DetNetwork, RecNetwork
 Runtime = Literal["openvino", "onnxruntime"]
 REC_HEIGHT = 48  # the recogniser's input height
 REC_BATCH = 6  # lines per recogniser call
+REC_MIN_WIDTH = 192  # narrowest batch; PP-OCR pads to 320: 25% more recognition time, same dev results
 
 
 class OcrEngine(Protocol):
@@ -102,8 +103,8 @@ def default_streams(runtime: Runtime) -> int:
 
 def rec_width(ratio: float) -> int:
     """Input width for a batch whose widest line is `ratio` times as wide as high: at least
-    PP-OCR's 320, rounded up to a multiple of 64 up to 640, of 128 up to 1280, else of 256."""
-    width = max(320, math.ceil(REC_HEIGHT * ratio))
+    REC_MIN_WIDTH, rounded up to a multiple of 64 up to 640, of 128 up to 1280, else of 256."""
+    width = max(REC_MIN_WIDTH, math.ceil(REC_HEIGHT * ratio))
     step = 64 if width <= 640 else 128 if width <= 1280 else 256
     return math.ceil(width / step) * step
 
