@@ -27,7 +27,10 @@ class DetectObjectsConfig(StageConfig):
     max_boxes: int = Field(40, ge=0, le=1000, description="YOLO boxes kept per frame, best first")
     hint_score: float = Field(0.5, ge=0, le=1, description="score given to region hints when merging")
     band_cover: float = Field(0.8, ge=0, le=1, description="drop YOLO boards this much inside a board band")
-    threads: int = Field(0, ge=0, le=64, description="onnxruntime threads (0: all cores)")
+    runtime: Literal["auto", "openvino", "onnxruntime"] = Field("auto", description=(
+        "backend onnx: the library that runs the model; auto: onnxruntime where it has CUDA (a GPU worker), "
+        "else OpenVINO (about 25% faster on the CPU)"))
+    threads: int = Field(0, ge=0, le=64, description="inference threads (0: all cores)")
     device: str = Field("", max_length=32, description="ultralytics device, e.g. cuda:0")
     debug: bool = Field(False, description="write box overlays to the artifact store")
 
@@ -35,7 +38,7 @@ class DetectObjectsConfig(StageConfig):
 def detect_objects(inputs: list[FrameSet], config: DetectObjectsConfig, ctx: StageContext) -> RegionSet:
     hints = [m for m in inputs if isinstance(m, RegionSet)]
     base = hints[0] if hints else inputs[0]
-    detector = get_detector(config.backend, config.weights, config.threads, config.device)
+    detector = get_detector(config.backend, config.weights, config.threads, config.device, config.runtime)
     hints_of: dict[str, list[Region]] = defaultdict(list)
     for region in (r for m in hints for r in m.regions):
         hints_of[region.frame_key].append(region)

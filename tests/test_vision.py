@@ -133,3 +133,30 @@ def test_ocr_reads_of_one_text_from_overlapping_crops_are_deduplicated():
     out = dedupe([read("Coop", (10, 10, 50, 20), 0.8), read("COOP", (11, 10, 50, 21), 0.9),
                   read("Coop", (300, 10, 340, 20), 0.7)])
     assert [(r.text, r.box[0]) for r in out] == [("COOP", 11), ("Coop", 300)]
+
+
+def test_the_shipped_detector_finds_the_same_boxes_on_both_runtimes():
+    from mpr.settings import PROJECT_DIR
+    from mpr.vision.detector import OnnxYolo, resolve_weights
+
+    video = cv2.VideoCapture(str(PROJECT_DIR / "samples" / "demo.mp4"))  # the bundled synthetic clip
+    video.set(cv2.CAP_PROP_POS_FRAMES, 125)
+    ok, frame = video.read()
+    assert ok
+    weights = resolve_weights("models/detector/mpr-det.onnx")
+    found = {rt: OnnxYolo(weights, 0, rt).detect(frame, 0.25, 0.5) for rt in ("openvino", "onnxruntime")}
+    assert found["openvino"] and len(found["openvino"]) == len(found["onnxruntime"])
+    for a, b in zip(found["openvino"], found["onnxruntime"]):
+        assert a.name == b.name and abs(a.score - b.score) < 0.01 and np.abs(np.subtract(a.box, b.box)).max() < 1.0
+
+
+@pytest.mark.parametrize("runtime", ["openvino", "onnxruntime"])
+def test_weights_that_are_not_a_model_are_one_clear_error(tmp_path, runtime):
+    from mpr.errors import InputError
+    from mpr.vision.detector import OnnxYolo
+
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model")
+    with pytest.raises(InputError, match=r"^detector weights are not a loadable ONNX model: bad.onnx: \S") as err:
+        OnnxYolo(bad, 0, runtime)
+    assert "\n" not in str(err.value)
