@@ -20,11 +20,12 @@ with ffmpeg (`-stream_loop -1 -t M*60 -c copy`) into that folder. Measured, in t
 - `replay_seconds`: the flow again in the same data dir with only match_brands' config
   changed (min_score - 1): upstream stages come from the cache. `replay_ratio` = replay s /
   flow s.
-- `decode_fps`: OpenCV `VideoCapture` grab()+retrieve() over every frame of the (looped)
-  source; `decode_grab_fps` grab() only. The physical floor of any profile.
+- `decode_fps`: PyAV (threaded, as extract_frames decodes) decoding every frame of the
+  (looped) source and converting it to BGR; `decode_grab_fps` decoding only. The physical
+  floor of any profile.
 - `sample_read_seconds`: reading just the profile's samples of the whole source as
-  extract_frames does with decode-time cuts off: OpenCV grab() between samples, retrieve()
-  at them (every frame is still decoded). `keyframe_read_seconds`: the same samples with
+  extract_frames does with decode-time cuts off: every frame decoded, the samples converted
+  to BGR. `keyframe_read_seconds`: the same samples with
   `extract_frames.keyframes` (PyAV, only keyframes and the groups of pictures holding a
   sample with no keyframe near it are decoded); `keyframe_snapped_share`: the samples that
   took a keyframe; `keyframe_interval_s`: the median distance between keyframes.
@@ -261,19 +262,19 @@ def run_direct(source: str, brands, profile: str, overrides: dict) -> float:
 
 
 def decode_speed(path: str) -> tuple[int, float, int, float]:
-    """(frames, seconds) of grab()+retrieve() over the whole video, then of grab() only."""
-    import cv2
+    """(frames, seconds) of decoding the whole video and converting every frame to BGR, then
+    of decoding only: PyAV with threaded decoding, as extract_frames reads."""
+    import av
 
-    def one_pass(retrieve: bool) -> tuple[int, float]:
-        capture = cv2.VideoCapture(path)
+    def one_pass(convert: bool) -> tuple[int, float]:
         frames, start = 0, time.perf_counter()
-        try:
-            while capture.grab():
-                if retrieve:
-                    capture.retrieve()
+        with av.open(path) as container:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            for frame in container.decode(stream):
+                if convert:
+                    frame.to_ndarray(format="bgr24")
                 frames += 1
-        finally:
-            capture.release()
         return frames, time.perf_counter() - start
 
     return (*one_pass(True), *one_pass(False))
@@ -341,10 +342,10 @@ def print_tables(result: dict[str, Any]) -> None:
         ("  cold", fmt(result["prefect_overhead_ratio_cold"]), "first flow s / direct s"),
         ("replay", fmt(result["replay_seconds"], " s"), f"rerun with {result['replay_change']}"),
         ("replay ratio", fmt(result["replay_ratio"]), "replay s / flow s"),
-        ("decode fps", fmt(result["decode_fps"]), f"OpenCV grab+retrieve, {result['decode_frames']} frames"),
-        ("decode grab fps", fmt(result["decode_grab_fps"]), "OpenCV grab only"),
+        ("decode fps", fmt(result["decode_fps"]), f"PyAV decode + BGR, {result['decode_frames']} frames"),
+        ("decode grab fps", fmt(result["decode_grab_fps"]), "PyAV decode only"),
         ("sample read", fmt(result.get("sample_read_seconds"), " s"),
-         f"{result.get('samples_read')} samples: OpenCV grab between, retrieve at"),
+         f"{result.get('samples_read')} samples: every frame decoded, the samples converted"),
         ("  keyframe-snapped", fmt(result.get("keyframe_read_seconds"), " s"),
          f"PyAV, {fmt(result.get('keyframe_snapped_share'))} of samples snapped, "
          f"keyframes every {fmt(result.get('keyframe_interval_s'), ' s')}"),
