@@ -79,10 +79,12 @@ def run_ocr(inputs: list[FrameSet], config: RunOcrConfig, ctx: StageContext) -> 
     engine = get_engine(config.engine, runtime=config.runtime, threads=config.threads, charset=config.charset,
                         streams=streams)
 
-    def read(frame) -> FrameRead:
-        return _read_frame(frames_in, frame, crops_of[frame.key], engine, config, ctx)
-
     with ThreadPoolExecutor(streams) as pool:  # frames are independent; the engine has a request per stream
+        found = _detect_repeated_crops(crops or [], engine, config, ctx, pool)
+
+        def read(frame) -> FrameRead:
+            return _read_frame(frames_in, frame, crops_of[frame.key], engine, config, ctx, found)
+
         done = list(pool.map(read, frames_in.kept))
     reads = [r for d in done for r in d.reads]
     overlays = [d.overlay for d in done if d.overlay]
@@ -98,9 +100,32 @@ class FrameRead:
     overlay: str | None = None  # debug overlay key
 
 
+def _detect_repeated_crops(crops: list, engine, config: RunOcrConfig, ctx: StageContext, pool) -> dict[str, tuple]:
+    """Crop key -> (image, quads) for crops whose region recurs at the same place in several
+    frames (steady overlays: detect_edges gives them one box per chunk): they are cropped alike,
+    so their text detection runs in batches of one size instead of a call per frame."""
+    if not hasattr(engine, "detect_same_size"):
+        return {}
+    places = defaultdict(list)
+    for crop in crops:
+        if not crop.single_line:
+            places[(crop.kind, *(round(v) for v in crop.box))].append(crop)
+    groups = defaultdict(list)  # (shape) -> [(key, image)]
+    for same in (c for c in places.values() if len(c) > 1):
+        for crop in same:
+            image = ctx.store.get_image(crop.crop_key)
+            if max(image.shape[:2]) <= config.crop_limit_side_len:  # seen at scale 1
+                groups[image.shape].append((crop.crop_key, image))
+    batches = [group[i:i + 16] for group in groups.values() for i in range(0, len(group), 16)]
+    found = {}
+    for batch, quads in zip(batches, pool.map(lambda b: engine.detect_same_size([im for _, im in b]), batches)):
+        found.update({key: (image, q) for (key, image), q in zip(batch, quads)})
+    return found
+
+
 def _read_frame(frames_in: FrameSet, frame, crops: list, engine, config: RunOcrConfig,
-                ctx: StageContext) -> FrameRead:
-    lines = [line for crop in crops for line in _crop_lines(crop, engine, config, ctx)]
+                ctx: StageContext, found: dict[str, tuple]) -> FrameRead:
+    lines = [line for crop in crops for line in _crop_lines(crop, engine, config, ctx, found.get(crop.crop_key))]
     image = None
     scale = _frame_scale(frames_in, frame, crops, config)
     if scale:
@@ -140,15 +165,17 @@ def _frame_lines(image: np.ndarray, scale: float, engine) -> list[Line]:
     return [Line(line_image(image, q), _quad_box(q), 1.0, "frame") for q in engine.detect(image, scale)]
 
 
-def _crop_lines(crop, engine, config: RunOcrConfig, ctx: StageContext) -> list[Line]:
-    image = ctx.store.get_image(crop.crop_key)
+def _crop_lines(crop, engine, config: RunOcrConfig, ctx: StageContext, detected: tuple | None = None) -> list[Line]:
+    """The crop's lines in frame pixels; `detected`: its (image, quads) when already found."""
+    image = detected[0] if detected else ctx.store.get_image(crop.crop_key)
     to_frame = np.array(crop.to_frame)
     h, w = image.shape[:2]
     if crop.single_line:
         quads = [np.array([[0, 0], [w, 0], [w, h], [0, h]], np.float32)]
         pixels = [image]
     else:
-        quads = engine.detect(image, min(1.0, config.crop_limit_side_len / max(h, w)))
+        quads = list(detected[1]) if detected else \
+            engine.detect(image, min(1.0, config.crop_limit_side_len / max(h, w)))
         pixels = [line_image(image, q) for q in quads]
         if crop.kind == "board_band" and config.read_gaps:
             gaps = row_gaps(quads, w, h, config.read_gaps)

@@ -121,3 +121,12 @@ def test_recogniser_batches_come_in_few_widths_padded_with_grey():
     assert batch.shape == (2, 48, 512, 3) and batch.dtype == np.uint8
     assert (batch[0, :, :480] == 0).all() and (batch[0, :, 480:] == 128).all()  # 300 x 48/30 = 480 px of line
     assert (batch[1, :, :96] == 0).all() and (batch[1, :, 96:] == 128).all()
+
+
+def test_detecting_images_of_one_size_in_batches_finds_what_one_call_each_finds():
+    engine = get_engine("rapidocr", runtime="openvino")
+    images = [text_image(words, (120, 480)) for words in (["KESTREL"], ["NORDLYS"], []) * 7]  # 21: two batches
+    one_each = [engine.detect(image) for image in images]
+    batched = engine.detect_same_size(images)
+    assert [len(q) for q in batched] == [len(q) for q in one_each] == [1, 1, 0] * 7
+    assert all(np.abs(a - b).max() <= 1 for qa, qb in zip(one_each, batched) for a, b in zip(qa, qb))
