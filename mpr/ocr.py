@@ -27,7 +27,8 @@ from mpr.ocr_models import Charset, DetNetwork, RecNetwork
 Runtime = Literal["openvino", "onnxruntime"]
 REC_HEIGHT = 48  # the recogniser's input height
 REC_BATCH = 6  # lines per recogniser call
-DET_BATCH = 16  # images per batched detector call
+DET_BATCH = 16  # images per batched detector call, at most
+DET_BATCH_PIXELS = 1 << 19  # and pixels per call in all: half a 720p frame
 REC_MIN_WIDTH = 192  # narrowest batch; PP-OCR pads to 320: 25% more recognition time, same dev results
 
 
@@ -87,10 +88,11 @@ class RapidOcrEngine:
         of far fewer calls (a steady overlay is cropped the same in every frame of a chunk)."""
         h, w = images[0].shape[:2]
         size = (max(32, round(w / 32) * 32), max(32, round(h / 32) * 32))
+        count = det_batch(h, w)
         out = []
-        for start in range(0, len(images), DET_BATCH):
+        for start in range(0, len(images), count):
             batch = np.stack([image if size == (w, h) else cv2.resize(image, size)
-                              for image in images[start:start + DET_BATCH]])
+                              for image in images[start:start + count]])
             with self._det.output(batch) as probability:
                 found = [self._det_boxes(probability[i:i + 1], batch.shape[1:3])[0] for i in range(len(batch))]
             fx, fy = w / size[0], h / size[1]
@@ -110,6 +112,13 @@ class RapidOcrEngine:
             for i, read in zip(batch, texts):
                 out[i] = read
         return out
+
+
+def det_batch(height: int, width: int) -> int:
+    """Images of this size per batched detector call: at most DET_BATCH and DET_BATCH_PIXELS in
+    all (OpenVINO keeps the buffers of the largest inference it has run: batches of 16 large
+    crops added 500 MB to the peak of a 10-minute run)."""
+    return max(1, min(DET_BATCH, DET_BATCH_PIXELS // max(height * width, 1)))
 
 
 def default_streams(runtime: Runtime) -> int:

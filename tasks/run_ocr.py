@@ -19,12 +19,15 @@ import numpy as np
 from pydantic import Field
 
 from mpr.matching import tokens
-from mpr.ocr import Runtime, default_streams, detect_scale, get_engine, line_image
+from mpr.ocr import Runtime, default_streams, det_batch, detect_scale, get_engine, line_image
 from mpr.ocr_models import Charset, charset_indices
 from mpr.records import Box, CropSet, FrameSet, RegionKind, StageStats, TextRead, TextSet
 from mpr.vision import debug
 from mpr.vision.rectify import covered, iou, map_box
 from tasks.stage import StageConfig, StageContext, StageSpec
+
+
+BATCHED_PIXELS = 1 << 18  # largest crop whose detection is batched across frames (a 1024x256 strip)
 
 
 class RunOcrConfig(StageConfig):
@@ -101,9 +104,11 @@ class FrameRead:
 
 
 def _detect_repeated_crops(crops: list, engine, config: RunOcrConfig, ctx: StageContext, pool) -> dict[str, tuple]:
-    """Crop key -> (image, quads) for crops whose region recurs at the same place in several
-    frames (steady overlays: detect_edges gives them one box per chunk): they are cropped alike,
-    so their text detection runs in batches of one size instead of a call per frame."""
+    """Crop key -> (image, quads) for small crops whose region recurs at the same place in
+    several frames (steady overlays: detect_edges gives them one box per chunk): they are cropped
+    alike, so their text detection runs in batches of one size instead of a call per frame.
+    Large ones (a board band of a still camera) are left to their frame: held for a whole chunk,
+    they added 550 MB to the peak of a 10-minute run."""
     if not hasattr(engine, "detect_same_size"):
         return {}
     places = defaultdict(list)
@@ -114,9 +119,10 @@ def _detect_repeated_crops(crops: list, engine, config: RunOcrConfig, ctx: Stage
     for same in (c for c in places.values() if len(c) > 1):
         for crop in same:
             image = ctx.store.get_image(crop.crop_key)
-            if max(image.shape[:2]) <= config.crop_limit_side_len:  # seen at scale 1
+            if image.shape[0] * image.shape[1] <= BATCHED_PIXELS:  # the images wait in memory for their frame
                 groups[image.shape].append((crop.crop_key, image))
-    batches = [group[i:i + 16] for group in groups.values() for i in range(0, len(group), 16)]
+    batches = [group[i:i + n] for group in groups.values()
+               for n in [det_batch(*group[0][1].shape[:2])] for i in range(0, len(group), n)]
     found = {}
     for batch, quads in zip(batches, pool.map(lambda b: engine.detect_same_size([im for _, im in b]), batches)):
         found.update({key: (image, q) for (key, image), q in zip(batch, quads)})
