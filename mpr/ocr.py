@@ -73,6 +73,64 @@ class RapidOcrEngine:
 
     def detect(self, image: np.ndarray, scale: float = 1.0) -> list[np.ndarray]:
         h, w = image.shape[:2]
+        return self._detect_batch([image], net_size(w * scale, h * scale))[0]
+
+    def detect_same_size(self, images: list[np.ndarray]) -> list[list[np.ndarray]]:
+        """`detect` of several images of one size at scale 1, in batched inferences: the same
+        quads as one call each (the network sees each image of a batch alone), for the cost
+        of far fewer calls (a steady overlay is cropped the same in every frame of a chunk)."""
+        h, w = images[0].shape[:2]
+        size, count = net_size(w, h), det_batch(h, w)
+        return [quads for start in range(0, len(images), count)
+                for quads in self._detect_batch(images[start:start + count], size)]
+
+    def _detect_batch(self, images: list[np.ndarray], size: tuple[int, int]) -> list[list[np.ndarray]]:
+        """Quads of same-sized images seen at `size` (width, height), in image pixels."""
+        h, w = images[0].shape[:2]
+        seen = [image if size == (w, h) else cv2.resize(image, size) for image in images]
+        with self._det.output(seen[0][None] if len(seen) == 1 else np.stack(seen)) as probability:
+            found = [self._det_boxes(probability[i:i + 1], (size[1], size[0]))[0] for i in range(len(seen))]
+        fx, fy = w / size[0], h / size[1]
+        return [[np.asarray(q, np.float32) * (fx, fy) for q in self._sort_boxes(boxes)] if len(boxes) else []
+                for boxes in found]
+
+    def recognize(self, lines: list[np.ndarray]) -> list[tuple[str, float]]:
+        """Text and confidence 0-1 of each image holding one line of text."""
+
+
+class RapidOcrEngine:
+    """PP-OCR text detection and recognition with the models the rapidocr wheel ships (offline).
+
+    `runtime` picks the library the models run on: OpenVINO, faster on x86 CPUs (its CPU
+    defaults: bf16 inference where the CPU has it, fp32 elsewhere), or onnxruntime
+    (`python scripts/bench_ocr.py` measures both on the same frames). `charset` is the
+    alphabet the recogniser chooses from: `full` (PP-OCR's 18,708 characters) or `latin`.
+    """
+
+    def __init__(self, runtime: Runtime = "openvino", threads: int = 0, charset: Charset = "full", streams: int = 1):
+        from rapidocr import EngineType, RapidOCR
+
+        engine = {"openvino": EngineType.OPENVINO, "onnxruntime": EngineType.ONNXRUNTIME}[runtime]
+        params = {
+            "Global.log_level": "error",
+            "Det.engine_type": engine,
+            "Rec.engine_type": engine,
+            "EngineConfig.onnxruntime.intra_op_num_threads": threads or -1,
+            "EngineConfig.openvino.inference_num_threads": threads or -1,
+        }
+        try:
+            ocr = RapidOCR(params=params)
+            det, rec = ocr._load_det_model(), ocr._load_rec_model()
+        except ImportError as exc:
+            raise MprError(f"OCR runtime {runtime!r} is not installed ({exc})") from None
+        streams = streams if runtime == "openvino" else 1
+        self._det = DetNetwork(det.session, runtime, threads, streams)
+        self._det_boxes = det.postprocess_op  # DB post-processing: probability map -> quads
+        self._sort_boxes = det.sorted_boxes
+        self._rec = RecNetwork(rec.session, runtime, threads, rec.postprocess_op.character, charset, streams)
+
+    def detect(self, image: np.ndarray, scale: float = 1.0) -> list[np.ndarray]:
+        h, w = image.shape[:2]
         size = (max(32, round(w * scale / 32) * 32), max(32, round(h * scale / 32) * 32))  # the network's stride
         seen = image if size == (w, h) else cv2.resize(image, size)
         with self._det.output(seen[None]) as probability:
@@ -112,6 +170,11 @@ class RapidOcrEngine:
             for i, read in zip(batch, texts):
                 out[i] = read
         return out
+
+
+def net_size(width: float, height: float) -> tuple[int, int]:
+    """The text detector's input size for an image seen at width x height: multiples of 32, its stride."""
+    return max(32, round(width / 32) * 32), max(32, round(height / 32) * 32)
 
 
 def det_batch(height: int, width: int) -> int:
