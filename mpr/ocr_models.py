@@ -26,6 +26,8 @@ from typing import Literal
 
 import numpy as np
 
+from mpr.openvino_input import uint8_bgr_input
+
 Charset = Literal["full", "latin"]
 KERNEL_CACHE_ENTRIES = 100
 
@@ -41,7 +43,7 @@ class Network:
         self.runtime = runtime
         self._free: queue.SimpleQueue = queue.SimpleQueue()
         if runtime == "openvino":  # RapidOCR's own compiled session is not kept (its memory is freed)
-            for request in _compile(_uint8_input(model or session.model), threads, streams):
+            for request in _compile(uint8_bgr_input(model or session.model, scale=127.5, mean=127.5), threads, streams):
                 self._free.put(request)
         else:
             self._free.put(session)
@@ -116,18 +118,6 @@ def readable(text: str, charset: Charset) -> bool:
 def _normalise(batch: np.ndarray) -> np.ndarray:
     """uint8 NHWC -> float32 NCHW in [-1, 1], PP-OCR's normalisation (onnxruntime path)."""
     return (batch.astype(np.float32) / 127.5 - 1.0).transpose(0, 3, 1, 2).copy()
-
-
-def _uint8_input(model):
-    """The same network taking uint8 NHWC BGR and normalising it to [-1, 1] NCHW in the graph."""
-    import openvino as ov
-    from openvino.preprocess import PrePostProcessor
-
-    ppp = PrePostProcessor(model)
-    ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
-    ppp.input().model().set_layout(ov.Layout("NCHW"))
-    ppp.input().preprocess().convert_element_type(ov.Type.f32).mean(127.5).scale(127.5)
-    return ppp.build()
 
 
 def _cut_output_layer(model, keep: np.ndarray):

@@ -150,7 +150,8 @@ def _openvino(weights: Path, threads: int):
     """The same on OpenVINO: uint8 BGR NHWC in, RGB float NCHW / 255 inside the graph."""
     import openvino as ov
     from openvino.frontend import FrontEndManager
-    from openvino.preprocess import ColorFormat, PrePostProcessor
+
+    from mpr.openvino_input import uint8_bgr_input
 
     onnx = FrontEndManager().load_by_framework("onnx")  # only ONNX: read_model would try every format
     model = onnx.convert(onnx.load(str(weights)))
@@ -158,12 +159,9 @@ def _openvino(weights: Path, threads: int):
     meta = {key: str(model.get_rt_info(["framework", key]).astype(str)) for key in ("names", "imgsz")
             if key in framework}
     size = [int(d) for d in model.inputs[0].get_partial_shape().get_min_shape()[2:]]
-    ppp = PrePostProcessor(model)
-    ppp.input().tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC")).set_color_format(ColorFormat.BGR)
-    ppp.input().model().set_layout(ov.Layout("NCHW"))
-    ppp.input().preprocess().convert_element_type(ov.Type.f32).convert_color(ColorFormat.RGB).scale(255.0)
     config = {"INFERENCE_PRECISION_HINT": "f32", **({"INFERENCE_NUM_THREADS": threads} if threads else {})}
-    request = ov.Core().compile_model(ppp.build(), "CPU", config).create_infer_request()
+    compiled = ov.Core().compile_model(uint8_bgr_input(model, scale=255.0, rgb=True), "CPU", config)
+    request = compiled.create_infer_request()
 
     def run(canvas: np.ndarray) -> np.ndarray:
         request.infer({0: np.ascontiguousarray(canvas[None])})
