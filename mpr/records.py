@@ -189,12 +189,14 @@ class Candidate(BaseModel):
 class DetectionSet(TextSet):
     detections: list[Detection] = Field(default_factory=list)
     unresolved: list[Candidate] = Field(default_factory=list)
+    # on the unresolved route: what the stages before resolved (escalation's context, reported by them)
+    upstream: list[Detection] = Field(default_factory=list)
 
     def route(self, when: str) -> DetectionSet:
         if when == "resolved":
             return self.model_copy(update={"unresolved": []})
         if when == "unresolved":
-            return self.model_copy(update={"detections": []})
+            return self.model_copy(update={"detections": [], "upstream": self.upstream + self.detections})
         return super().route(when)
 
 

@@ -162,8 +162,9 @@ def apply_registry(brands: BrandList, registry: Registry | None = None) -> Brand
 
 
 def learn(detections: list[Detection], run: dict, min_confidence: float, min_letters: int = 3) -> int:
-    """Record the OCR text of escalation resolutions as learned aliases; returns how many are new."""
-    teach = [d for d in detections if d.source in ("escalate_vlm", "escalate_cloud")
+    """Record the OCR text of escalation resolutions as learned aliases; returns how many are new.
+    Continuity detections carry the text of the read they continue, which matched already."""
+    teach = [d for d in detections if d.source in ("escalate_vlm", "escalate_cloud") and d.resolver != "continuity"
              and d.confidence >= min_confidence and sum(c.isalpha() for c in d.text) >= min_letters]
     if not teach:
         return 0

@@ -24,7 +24,7 @@ from pydantic import Field, model_validator
 
 from mpr.brands import BrandList
 from mpr.errors import MprError
-from mpr.escalation import exemplar, local_vlm
+from mpr.escalation import continuity, exemplar, local_vlm
 from mpr.escalation.candidates import group_candidates
 from mpr.escalation.resolve import VlmAskConfig, api_key, ask_vlm, detection, open_provider, region_box, skipped
 from mpr.loading import load_once
@@ -49,6 +49,10 @@ class EscalateVlmConfig(VlmAskConfig):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="transformers: weights' dtype (auto: bfloat16 on a GPU, float32 on the CPU)")
     max_new_tokens: int = Field(512, ge=16, le=8192, description="transformers: tokens generated per request at most")
+    continuity_window: int = Field(3, ge=0, le=30, description=(
+        "video: a brand OCR read is looked for, as the picture it was read from, in samples this near in "
+        "the same shot where it was not read (0: off; overlays: anywhere in the chunk)"))
+    continuity_min_score: float = Field(0.8, ge=0, le=1, description="continuity: correlation a place needs")
 
     @property
     def learn_min_confidence(self) -> float:
@@ -67,20 +71,34 @@ def escalate_vlm(inputs: list[DetectionSet], config: EscalateVlmConfig, ctx: Sta
     (found,) = inputs
     if config.skip:
         return skipped(found, "skip requested (escalate_vlm.skip or SKIP_VLM=1)")
+    continued = _continuity(found, config, ctx)
     if config.backend == "exemplar":
         exemplars = load_exemplars(ctx.brands)
-        if not exemplars:
+        if not exemplars and not continued:
             return skipped(found, "no logo exemplars in the brands file")
-        detections, resolved, asked = _exemplar(found, exemplars, config, ctx)
+        detections, resolved, asked = _exemplar(found, exemplars, config, ctx) if exemplars else ([], set(), 0)
         usage = {}
     else:
         detections, resolved, asked, usage, notes = ask_vlm("escalate_vlm", found.unresolved, config, ctx,
                                                             lambda: _provider(config))
         found = found.model_copy(update={"notes": found.notes + notes})
     left = [c for i, c in enumerate(found.unresolved) if i not in resolved]
-    counts = {**found.counts, "vlm_asked": asked, "vlm_resolved": len(detections), "unresolved": len(left)}
+    counts = {**found.counts, "vlm_asked": asked, "vlm_resolved": len(detections), "continued": len(continued),
+              "unresolved": len(left)}
+    detections = continued + [d for d in detections if not any(
+        c.brand == d.brand and c.t == d.t and iou(c.box, d.box) >= 0.3 for c in continued)]  # one detection a place
     return found.model_copy(update={"detections": detections, "unresolved": left, "counts": counts, "usage": usage,
                                     "stats": StageStats(items_in=len(found.unresolved), items_out=len(detections))})
+
+
+def _continuity(found: DetectionSet, config: EscalateVlmConfig, ctx: StageContext) -> list[Detection]:
+    """OCR reads found again, by their picture, in nearby samples that missed them (video only)."""
+    if not config.continuity_window or ctx.source.kind != "video" or not found.upstream:
+        return []
+    gray = lru_cache(maxsize=2 * config.continuity_window + 2)(
+        lambda key: ctx.store.get_image(key, cv2.IMREAD_GRAYSCALE))
+    return continuity.propagate(found.upstream, continuity.samples(found.frames), gray,
+                                config.continuity_window, config.continuity_min_score)
 
 
 def _provider(config: EscalateVlmConfig):
@@ -153,7 +171,7 @@ def _read_already(reads: list[TextRead], brand: str, box, brand_read) -> bool:
 
 
 STAGE = StageSpec("escalate_vlm", escalate_vlm, EscalateVlmConfig, accepts=DetectionSet, produces=DetectionSet,
-                  gpu=True, uses_brands=True, helpers=(exemplar.match_crop, group_candidates, detection, ask_vlm,
+                  gpu=True, uses_brands=True, helpers=(exemplar, continuity, group_candidates, detection, ask_vlm,
                                                        local_vlm.chat_messages),
                   key_extra=lambda config: local_vlm.model_key(config.model_path) if config.backend == "transformers"
                   else None)

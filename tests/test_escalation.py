@@ -126,7 +126,9 @@ def test_registry_learns_reviews_and_feeds_matching(db_url):
                        resolver="openai:gpt-4o-mini"),
              Detection(t=2, brand="Coop", confidence=0.3, box=(0, 0, 1, 1), text="LOWCONF", source="escalate_cloud"),
              Detection(t=3, brand="Coop", confidence=0.9, box=(0, 0, 1, 1), text="", source="escalate_vlm"),
-             Detection(t=4, brand="Coop", confidence=0.9, box=(0, 0, 1, 1), text="COOP", source="match_brands")]
+             Detection(t=4, brand="Coop", confidence=0.9, box=(0, 0, 1, 1), text="COOP", source="match_brands"),
+             Detection(t=5, brand="Coop", confidence=0.9, box=(0, 0, 1, 1), text="C00P", source="escalate_vlm",
+                       resolver="continuity")]  # the text of the read it continues: matched already
     assert registry.learn(found, {"run_id": "r1"}, min_confidence=0.6) == 1
     assert registry.learn(found, {"run_id": "r2"}, min_confidence=0.6) == 0  # seen again, not new
     (alias,) = registry.load_registry().aliases
