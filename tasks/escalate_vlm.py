@@ -15,6 +15,8 @@ on (route `unresolved`); new detections flow to the report (route `resolved`).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from functools import lru_cache
 from typing import Literal
 
@@ -30,6 +32,7 @@ from mpr.escalation.resolve import VlmAskConfig, api_key, ask_vlm, detection, op
 from mpr.loading import load_once
 from mpr.matching import BrandMatcher
 from mpr.records import Detection, DetectionSet, StageStats, TextRead
+from mpr.store import code_digest
 from mpr.vision.rectify import covered, iou
 from tasks.stage import StageContext, StageSpec
 
@@ -92,13 +95,30 @@ def escalate_vlm(inputs: list[DetectionSet], config: EscalateVlmConfig, ctx: Sta
 
 
 def _continuity(found: DetectionSet, config: EscalateVlmConfig, ctx: StageContext) -> list[Detection]:
-    """OCR reads found again, by their picture, in nearby samples that missed them (video only)."""
+    """OCR reads found again, by their picture, in nearby samples that missed them (video only).
+
+    Kept in the store under a digest of what it is computed from, not under this stage's key:
+    a rerun with another config upstream (match_brands' min_score, an alias) that leaves the
+    reads as they were finds the result instead of decoding the frames again."""
     if not config.continuity_window or ctx.source.kind != "video" or not found.upstream:
         return []
+    frames = continuity.samples(found.frames)
+    reads = [d.model_dump(mode="json") for d in found.upstream]
+    basis = json.dumps([reads, [(f.key, f.t, f.shot) for f in frames], config.continuity_window,
+                        config.continuity_min_score], sort_keys=True)
+    key = f"continuity/{CONTINUITY_VERSION}/{hashlib.blake2b(basis.encode(), digest_size=16).hexdigest()}.json"
+    try:
+        return [Detection.model_validate(d) for d in json.loads(ctx.store.get_bytes(key))]
+    except (MprError, ValueError):  # not computed yet (or being written by a run on the same source)
+        pass
     gray = lru_cache(maxsize=2 * config.continuity_window + 2)(
         lambda key: ctx.store.get_image(key, cv2.IMREAD_GRAYSCALE))
-    return continuity.propagate(found.upstream, continuity.samples(found.frames), gray,
-                                config.continuity_window, config.continuity_min_score)
+    out = continuity.propagate(found.upstream, frames, gray, config.continuity_window, config.continuity_min_score)
+    ctx.store.put_bytes(key, json.dumps([d.model_dump(mode="json") for d in out]).encode())
+    return out
+
+
+CONTINUITY_VERSION = code_digest(continuity, size=4)  # changed code must not reuse old results
 
 
 def _provider(config: EscalateVlmConfig):

@@ -114,5 +114,9 @@ def test_escalate_vlm_continues_what_match_brands_read_on_the_unresolved_route(t
     assert [(d.t, d.brand, d.resolver) for d in out.detections] == [(1.0, "Kestrel", "continuity"),
                                                                      (2.0, "Kestrel", "continuity")]
     assert out.counts["continued"] == 2 and out.skipped is None
+    for f in frames:  # a rerun with the same reads (another config upstream) needs no frame again
+        (tmp_path / "store" / f.key).unlink()
+    again = escalate_vlm([found.route("unresolved")], EscalateVlmConfig(max_hits_per_region=5), ctx)
+    assert again.detections == out.detections
     assert escalate_vlm([found.route("unresolved")], EscalateVlmConfig(continuity_window=0), ctx).skipped
     assert escalate_vlm([found.route("unresolved")], EscalateVlmConfig(), context("images")).skipped
