@@ -52,9 +52,9 @@ class EscalateVlmConfig(VlmAskConfig):
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
         "auto", description="transformers: weights' dtype (auto: bfloat16 on a GPU, float32 on the CPU)")
     max_new_tokens: int = Field(512, ge=16, le=8192, description="transformers: tokens generated per request at most")
-    continuity_window: int = Field(3, ge=0, le=30, description=(
-        "video: a brand OCR read is looked for, as the picture it was read from, in samples this near in "
-        "the same shot where it was not read (0: off; overlays: anywhere in the chunk)"))
+    continuity_s: float = Field(3.0, ge=0, le=60, description=(
+        "video: a brand OCR read is looked for, as the picture it was read from, in the samples this many "
+        "seconds near in the same shot where it was not read (0: off; overlays: anywhere in the chunk)"))
     continuity_min_score: float = Field(0.8, ge=0, le=1, description="continuity: correlation a place needs")
 
     @property
@@ -100,20 +100,20 @@ def _continuity(found: DetectionSet, config: EscalateVlmConfig, ctx: StageContex
     Kept in the store under a digest of what it is computed from, not under this stage's key:
     a rerun with another config upstream (match_brands' min_score, an alias) that leaves the
     reads as they were finds the result instead of decoding the frames again."""
-    if not config.continuity_window or ctx.source.kind != "video" or not found.upstream:
+    window = round(config.continuity_s / found.interval_s) if found.interval_s else 0
+    if not window or ctx.source.kind != "video" or not found.upstream:
         return []
     frames = continuity.samples(found.frames)
     reads = [d.model_dump(mode="json") for d in found.upstream]
-    basis = json.dumps([reads, [(f.key, f.t, f.shot) for f in frames], config.continuity_window,
-                        config.continuity_min_score], sort_keys=True)
+    basis = json.dumps([reads, [(f.key, f.t, f.shot) for f in frames], window, config.continuity_min_score],
+                       sort_keys=True)
     key = f"continuity/{CONTINUITY_VERSION}/{hashlib.blake2b(basis.encode(), digest_size=16).hexdigest()}.json"
     try:
         return [Detection.model_validate(d) for d in json.loads(ctx.store.get_bytes(key))]
     except (MprError, ValueError):  # not computed yet (or being written by a run on the same source)
         pass
-    gray = lru_cache(maxsize=2 * config.continuity_window + 2)(
-        lambda key: ctx.store.get_image(key, cv2.IMREAD_GRAYSCALE))
-    out = continuity.propagate(found.upstream, frames, gray, config.continuity_window, config.continuity_min_score)
+    gray = lru_cache(maxsize=min(2 * window + 2, 64))(lambda key: ctx.store.get_image(key, cv2.IMREAD_GRAYSCALE))
+    out = continuity.propagate(found.upstream, frames, gray, window, config.continuity_min_score)
     ctx.store.put_bytes(key, json.dumps([d.model_dump(mode="json") for d in out]).encode())
     return out
 

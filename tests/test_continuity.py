@@ -104,7 +104,7 @@ def test_escalate_vlm_continues_what_match_brands_read_on_the_unresolved_route(t
     frames = [Frame(index=i, t=float(i), key=ctx.store.put_image(f"frames/f{i}.png", cv2.cvtColor(
         board_frame("KESTREL", 200 + 20 * i, seed=i), cv2.COLOR_GRAY2BGR)), width=W, height=H) for i in range(3)]
     box = read(0.0, "Kestrel", 200).box
-    texts = TextSet(chunk=0, frames=frames, reads=[TextRead(t=0.0, frame_key=frames[0].key, text="KESTREL",
+    texts = TextSet(chunk=0, frames=frames, interval_s=1.0, reads=[TextRead(t=0.0, frame_key=frames[0].key, text="KESTREL",
                                                             score=0.95, box=box),
                                                    TextRead(t=1.0, frame_key=frames[1].key, text="XQZWV",
                                                             score=0.9, box=(10, 200, 90, 230))])
@@ -118,5 +118,5 @@ def test_escalate_vlm_continues_what_match_brands_read_on_the_unresolved_route(t
         (tmp_path / "store" / f.key).unlink()
     again = escalate_vlm([found.route("unresolved")], EscalateVlmConfig(max_hits_per_region=5), ctx)
     assert again.detections == out.detections
-    assert escalate_vlm([found.route("unresolved")], EscalateVlmConfig(continuity_window=0), ctx).skipped
+    assert escalate_vlm([found.route("unresolved")], EscalateVlmConfig(continuity_s=0), ctx).skipped
     assert escalate_vlm([found.route("unresolved")], EscalateVlmConfig(), context("images")).skipped
