@@ -81,7 +81,7 @@ def propagate(detections: list[Detection], frames: list[Sample], gray_of, window
 def _sources(by_sample, frames: list[Sample], i: int, window: int, skip: set[str]):
     """Per brand missing from sample i: the best read of the nearest sample that has one
     (same shot, within `window`; overlay reads from any sample, nearest first)."""
-    best: dict[str, tuple[int, int, Detection]] = {}
+    best: dict[str, tuple[int, float, Detection, int]] = {}  # brand -> (distance, -confidence, read, sample)
     for j, reads in by_sample.items():
         distance = abs(j - i)
         if j == i:
