@@ -11,6 +11,7 @@ import re
 import unicodedata
 from dataclasses import dataclass
 
+import numpy as np
 from rapidfuzz import fuzz, process
 
 from mpr.brands import BrandList
@@ -25,9 +26,20 @@ SHORT_NAME = 4
 
 
 def tokens(text: str) -> list[str]:
-    folded = unicodedata.normalize("NFKD", text)
-    folded = "".join(c for c in folded if not unicodedata.combining(c)).lower().translate(CONFUSIONS)
-    return TOKEN.findall(folded)
+    return [token for token, _ in token_places(text)]
+
+
+def token_places(text: str) -> list[tuple[str, tuple[int, ...]]]:
+    """Normalised tokens of `text`, each with the index in `text` of every one of its characters
+    (characters are folded one by one, so a folded one can be traced back)."""
+    folded, origin = [], []
+    for i, char in enumerate(text):
+        f = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c))
+        f = f.lower().translate(CONFUSIONS)
+        folded.append(f)
+        origin += [i] * len(f)
+    joined = "".join(folded)
+    return [(m.group(), tuple(origin[m.start():m.end()])) for m in TOKEN.finditer(joined)]
 
 
 @dataclass(frozen=True)
@@ -35,7 +47,15 @@ class Match:
     brand: str
     score: float  # 0-100
     reads: tuple[int, ...]  # indexes of the text reads that make the name
-    text: str
+    text: str  # the matched characters of those reads
+    spans: tuple[tuple[int, int, int], ...] = ()  # (read, first character, end) of each read's matched part
+
+
+@dataclass(frozen=True)
+class _Token:
+    text: str  # normalised
+    read: int
+    chars: tuple[int, ...]  # index in the read's text of each character of `text`
 
 
 class BrandMatcher:
@@ -55,45 +75,83 @@ class BrandMatcher:
 
     def best(self, text: str) -> tuple[str, float] | None:
         """Best brand for one piece of text, or None below `min_score`."""
-        toks = tokens(text)
-        best: tuple[str, float] | None = None
-        for size in range(1, min(len(toks), self.max_tokens + 1) + 1):
-            for start in range(len(toks) - size + 1):
-                found = self._score("".join(toks[start:start + size]))
-                if found and (best is None or found[1] > best[1]):
-                    best = found
-        return best
+        found = [hit for hit, _ in self._hits([_Token(t, 0, c) for t, c in token_places(text)])]
+        return max(found, key=lambda h: h[1])[:2] if found else None
 
-    def _score(self, candidate: str) -> tuple[str, float] | None:
+    def _hits(self, toks: list[_Token]):
+        """(brand, score, matched characters of the candidate) and the tokens, for every run of up
+        to max_tokens + 1 consecutive tokens over at most MAX_BOXES_PER_NAME reads that matches."""
+        for start in range(len(toks)):
+            for end in range(start + 1, min(len(toks), start + self.max_tokens + 1) + 1):
+                window = toks[start:end]
+                if len({t.read for t in window}) > MAX_BOXES_PER_NAME:
+                    break
+                hit = self._score("".join(t.text for t in window))
+                if hit:
+                    yield hit, window
+
+    def _score(self, candidate: str) -> tuple[str, float, tuple[int, int]] | None:
         hits = process.extract(candidate, self.names, scorer=fuzz.ratio, score_cutoff=self.min_score, limit=5)
         # a short name ("Audi") only matches text of its own length: "Aud" or "Audio" are too risky
         hit = next((h for h in hits if len(h[0]) > SHORT_NAME or len(h[0]) == len(candidate)), None)
-        best = (self.owner[hit[2]], hit[1]) if hit else None
+        best = (self.owner[hit[2]], hit[1], (0, len(candidate))) if hit else None
         for i in self.long_names:  # a name inside longer merged text, e.g. "flyemirates"
             name = self.names[i]
             if len(candidate) >= len(name) + 2:
-                score = fuzz.partial_ratio(name, candidate)
-                if score >= self.min_score and (best is None or score > best[1]):
-                    best = (self.owner[i], score)
+                found = fuzz.partial_ratio_alignment(name, candidate, score_cutoff=self.min_score)
+                if found and (best is None or found.score > best[1]):
+                    best = (self.owner[i], found.score, (found.dest_start, found.dest_end))
         return best
 
     def match_frame(self, reads: list[TextRead]) -> list[Match]:
-        """Non-overlapping brand matches among one frame's reads, best first."""
+        """Non-overlapping brand matches among one frame's reads, best first: a name may span
+        reads on one line, and one read may hold several names (a board row read as one line)."""
         found = []
         for group in _lines(reads):
-            for size in range(1, min(len(group), MAX_BOXES_PER_NAME) + 1):
-                for start in range(len(group) - size + 1):
-                    window = group[start:start + size]
-                    text = " ".join(reads[i].text for i in window)
-                    hit = self.best(text)
-                    if hit:
-                        found.append(Match(hit[0], hit[1], tuple(window), text))
+            toks = [_Token(t, i, chars) for i in group for t, chars in token_places(reads[i].text)]
+            for (brand, score, (a, b)), window in self._hits(toks):
+                found.append((score, len(window), brand, window, (a, b)))
         chosen, used = [], set()
-        for m in sorted(found, key=lambda m: (-m.score, len(m.reads))):
-            if used.isdisjoint(m.reads):
-                chosen.append(m)
-                used.update(m.reads)
+        for score, _, brand, window, (a, b) in sorted(found, key=lambda f: (-f[0], f[1])):
+            ids = {id(t) for t in window}
+            if used.isdisjoint(ids):
+                used |= ids
+                chosen.append(_match(brand, score, window, a, b, reads))
         return chosen
+
+
+def _match(brand: str, score: float, window: list[_Token], a: int, b: int, reads: list[TextRead]) -> Match:
+    """The match of candidate characters a:b of the window's joined tokens, traced to its reads."""
+    chars = [(t.read, c) for t in window for c in t.chars][a:b]
+    spans = []
+    for read in dict.fromkeys(r for r, _ in chars):
+        mine = [c for r, c in chars if r == read]
+        spans.append((read, min(mine), max(mine) + 1))
+    text = " ".join(reads[r].text[s:e] for r, s, e in spans)
+    return Match(brand, score, tuple(r for r, _, _ in spans), text, tuple(spans))
+
+
+def place_box(read: TextRead, start: int, end: int) -> Box:
+    """Frame box of characters start:end of a read: the part of its line they cover, from where
+    OCR placed each character, 0.6 of the character pitch either side. An end of the line stays
+    where it is when the text reaches to within about a character of it (the text detector's
+    box is tighter than that estimate); it moves in over empty space (a read of a wide crop or
+    of a gap in a board row). The read's box when where the characters lie is unknown."""
+    n = len(read.text)
+    if read.quad is None or len(read.places) != n or n == 0:
+        return read.box
+    places = np.array(read.places)
+    tl, tr, br, bl = (np.array(p) for p in read.quad)
+    length = max(float(np.linalg.norm(tr - tl)), 1e-6)
+    # one character: a Latin letter's pitch is about 0.7 of the line's height
+    pitch = float(np.median(np.diff(places))) if n > 1 else 0.7 * float(np.linalg.norm(bl - tl)) / length
+    lo, hi = places[start] - 0.6 * pitch, places[end - 1] + 0.6 * pitch
+    lo = 0.0 if start == 0 and lo < pitch else max(0.0, lo)
+    hi = 1.0 if end == n and hi > 1 - pitch else min(1.0, hi)
+    if lo == 0.0 and hi == 1.0:
+        return read.box
+    pts = np.array([tl + lo * (tr - tl), tl + hi * (tr - tl), bl + hi * (br - bl), bl + lo * (br - bl)])
+    return (float(pts[:, 0].min()), float(pts[:, 1].min()), float(pts[:, 0].max()), float(pts[:, 1].max()))
 
 
 def _lines(reads: list[TextRead]) -> list[list[int]]:

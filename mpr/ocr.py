@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Literal, Protocol
+from typing import Literal, NamedTuple, Protocol
 
 import cv2
 import numpy as np
@@ -32,12 +32,24 @@ DET_BATCH_PIXELS = 1 << 19  # and pixels per call in all: half a 720p frame
 REC_MIN_WIDTH = 192  # narrowest batch; PP-OCR pads to 320: 25% more recognition time, same dev results
 
 
+class LineText(NamedTuple):
+    """A recognised line: its text, confidence and where each character of the text is, as
+    shares of the line's width (its centre; empty when the engine does not say)."""
+
+    text: str
+    score: float
+    places: tuple[float, ...]
+
+
 class OcrEngine(Protocol):
     def detect(self, image: np.ndarray, scale: float = 1.0) -> list[np.ndarray]:
         """Quadrilaterals (4x2, image pixels) of the text lines in a BGR image, seen at `scale`."""
 
     def recognize(self, lines: list[np.ndarray]) -> list[tuple[str, float]]:
         """Text and confidence 0-1 of each image holding one line of text."""
+
+    def read(self, lines: list[np.ndarray]) -> list[LineText]:
+        """`recognize`, with where each character is along its line."""
 
 
 class RapidOcrEngine:
@@ -95,16 +107,20 @@ class RapidOcrEngine:
                 for boxes in found]
 
     def recognize(self, lines: list[np.ndarray]) -> list[tuple[str, float]]:
+        return [(line.text, line.score) for line in self.read(lines)]
+
+    def read(self, lines: list[np.ndarray]) -> list[LineText]:
         """Lines are read in batches of similar width (sorted by aspect ratio); each batch is
         padded to a width from a short ladder (`rec_width`) so that the runtime sees few shapes."""
-        out: list[tuple[str, float]] = [("", 0.0)] * len(lines)
+        out = [LineText("", 0.0, ())] * len(lines)
         order = sorted(range(len(lines)), key=lambda i: lines[i].shape[1] / max(lines[i].shape[0], 1))
         for start in range(0, len(order), REC_BATCH):
             batch = order[start:start + REC_BATCH]
-            ratio = max(lines[i].shape[1] / max(lines[i].shape[0], 1) for i in batch)
-            texts = self._rec(rec_batch([lines[i] for i in batch], rec_width(ratio)))
-            for i, read in zip(batch, texts):
-                out[i] = read
+            width = rec_width(max(lines[i].shape[1] / max(lines[i].shape[0], 1) for i in batch))
+            texts = self._rec(rec_batch([lines[i] for i in batch], width))
+            for i, (text, score, places) in zip(batch, texts):
+                fit = rec_fit(lines[i].shape, width)  # the line's share of the padded input
+                out[i] = LineText(text, score, tuple(min(1.0, p * width / fit) for p in places))
         return out
 
 
@@ -140,10 +156,15 @@ def rec_batch(lines: list[np.ndarray], width: int) -> np.ndarray:
     mid-grey canvas, as PP-OCR pads them: (N, 48, width, 3) uint8 BGR."""
     batch = np.full((len(lines), REC_HEIGHT, width, 3), 128, np.uint8)
     for n, line in enumerate(lines):
-        h, w = line.shape[:2]
-        fit = min(width, math.ceil(REC_HEIGHT * w / max(h, 1)))
+        fit = rec_fit(line.shape, width)
         batch[n, :, :fit] = cv2.resize(line, (fit, REC_HEIGHT))
     return batch
+
+
+def rec_fit(shape: tuple[int, ...], width: int) -> int:
+    """Width a line of this shape is scaled to in a recogniser input `width` wide."""
+    h, w = shape[:2]
+    return min(width, math.ceil(REC_HEIGHT * w / max(h, 1)))
 
 
 def line_image(image: np.ndarray, quad: np.ndarray) -> np.ndarray:

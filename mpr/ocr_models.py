@@ -67,7 +67,7 @@ class DetNetwork(Network):
 
 
 class RecNetwork(Network):
-    """The CTC recogniser: (N, 48, W, 3) uint8 BGR lines -> [(text, confidence)] per line."""
+    """The CTC recogniser: (N, 48, W, 3) uint8 BGR lines -> [(text, confidence, character places)] per line."""
 
     def __init__(self, session, runtime: str, threads: int, characters: list[str], charset: Charset,
                  streams: int = 1):
@@ -84,13 +84,28 @@ class RecNetwork(Network):
             model = _cut_output_layer(session.model, self._keep)
         super().__init__(session, runtime, threads, streams, model)
 
-    def __call__(self, lines: np.ndarray) -> list[tuple[str, float]]:
+    def __call__(self, lines: np.ndarray) -> list[tuple[str, float, tuple[float, ...]]]:
+        """(text, confidence, where each character is) per line; a character's place is the
+        centre of the output step that emitted it, as a share of the input width (CTC emits each
+        character once, at a step over it; PaddleOCR's word boxes come from the same steps)."""
         with self.output(lines) as probabilities:
             if self.runtime == "onnxruntime" and self._keep is not None:
                 probabilities = probabilities[..., self._keep]
                 probabilities = probabilities / np.maximum(probabilities.sum(-1, keepdims=True), 1e-12)
             texts, _ = self._decode(probabilities)
-        return [(str(text), float(score)) for text, score in texts]
+            steps = emitting_steps(probabilities.argmax(axis=2))
+        width = probabilities.shape[1]
+        return [(str(text), float(score), tuple(float((s + 0.5) / width) for s in at) if len(at) == len(text) else ())
+                for (text, score), at in zip(texts, steps)]
+
+
+def emitting_steps(best: np.ndarray) -> list[np.ndarray]:
+    """Per line (rows of best classes per output step), the steps CTC decoding emits a character
+    at: a class other than the blank (0) that differs from the step before, as CTCLabelDecode
+    reads them."""
+    emit = best != 0
+    emit[:, 1:] &= best[:, 1:] != best[:, :-1]
+    return [np.flatnonzero(row) for row in emit]
 
 
 def charset_indices(characters: list[str], charset: Charset) -> np.ndarray | None:

@@ -140,6 +140,8 @@ class TextRead(BaseModel):
     score: float
     box: Box  # frame pixels
     region: RegionKind = "frame"  # what was read: the whole frame or a region of that kind
+    quad: Quad | None = None  # the line's corners in frame pixels, tl tr br bl along its reading direction
+    places: tuple[float, ...] = ()  # where each character of `text` is along the line (0-1; empty: unknown)
 
 
 class TextSet(FrameSet):

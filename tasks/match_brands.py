@@ -13,7 +13,7 @@ from pydantic import Field
 
 from mpr.escalation.candidates import dhash
 from mpr.imaging import crop
-from mpr.matching import BrandMatcher, union
+from mpr.matching import BrandMatcher, place_box, union
 from mpr.ocr_models import readable
 from mpr.records import Candidate, Crop, Detection, DetectionSet, RegionKind, StageStats, TextRead, TextSet
 from mpr.errors import MprError
@@ -62,11 +62,13 @@ def _unreadable_names(brands, charset: str) -> list[str]:
 
 
 def _detection(m, reads: list[TextRead], frame_name: str) -> Detection:
+    """The brand where its characters are: a read holding more than the name (a board row read as
+    one line, a wide logo box) gives the box of the name's part only."""
     parts = [reads[i] for i in m.reads]
     ocr_score = sum(r.score for r in parts) / len(parts)
     return Detection(t=parts[0].t, brand=m.brand, confidence=round(ocr_score * m.score / 100, 4),
-                     box=union([r.box for r in parts]), text=m.text, match_score=m.score, region=parts[0].region,
-                     frame=frame_name)
+                     box=union([place_box(reads[i], a, b) for i, a, b in m.spans]), text=m.text,
+                     match_score=m.score, region=parts[0].region, frame=frame_name)
 
 
 def _worth_escalating(read: TextRead, config: MatchBrandsConfig) -> bool:

@@ -15,13 +15,14 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
+import cv2
 import numpy as np
 from pydantic import Field
 
 from mpr.matching import tokens
-from mpr.ocr import Runtime, default_streams, det_batch, detect_scale, get_engine, line_image
+from mpr.ocr import LineText, Runtime, default_streams, det_batch, detect_scale, get_engine, line_image
 from mpr.ocr_models import Charset, charset_indices
-from mpr.records import Box, CropSet, FrameSet, RegionKind, StageStats, TextRead, TextSet
+from mpr.records import Box, CropSet, FrameSet, Quad, RegionKind, StageStats, TextRead, TextSet
 from mpr.vision import debug
 from mpr.vision.rectify import covered, iou, map_box
 from tasks.stage import StageConfig, StageContext, StageSpec
@@ -70,6 +71,7 @@ class Line:
     box: Box  # frame pixels
     zoom: float  # image pixels per frame pixel: lines seen larger are recognised in preference
     region: RegionKind
+    quad: Quad | None = None  # frame pixels, along the reading direction (None: the line image was turned)
 
 
 def run_ocr(inputs: list[FrameSet], config: RunOcrConfig, ctx: StageContext) -> TextSet:
@@ -138,15 +140,22 @@ def _read_frame(frames_in: FrameSet, frame, crops: list, engine, config: RunOcrC
         image = ctx.store.get_image(frame.key)
         lines += _frame_lines(image, scale, engine)
     lines = distinct(lines, config.same_line_iou)
-    texts = engine.recognize([line.pixels for line in lines])
-    reads = dedupe([TextRead(t=frame.t, frame_key=frame.key, text=text.strip(), score=score, box=line.box,
-                             region=line.region)
-                    for line, (text, score) in zip(lines, texts) if score >= config.min_text_score and text.strip()])
+    texts = engine.read([line.pixels for line in lines])
+    reads = dedupe([_text_read(frame, line, text) for line, text in zip(lines, texts)
+                    if text.score >= config.min_text_score and text.text.strip()])
     overlay = None
     if config.debug and reads:
         image = image if image is not None else ctx.store.get_image(frame.key)
         overlay = ctx.store.put_image(f"debug/{ctx.key}/{frame.index:06d}.jpg", debug.draw_reads(image, reads))
     return FrameRead(reads, len(crops) + bool(scale), overlay)
+
+
+def _text_read(frame, line: Line, read: LineText) -> TextRead:
+    text = read.text.strip()
+    lead = len(read.text) - len(read.text.lstrip())
+    places = read.places[lead:lead + len(text)] if line.quad and len(read.places) == len(read.text) else ()
+    return TextRead(t=frame.t, frame_key=frame.key, text=text, score=read.score, box=line.box, region=line.region,
+                    quad=line.quad if places else None, places=places)
 
 
 def _frame_scale(frames_in: FrameSet, frame, crops: list, config: RunOcrConfig) -> float:
@@ -168,7 +177,7 @@ def _frame_scale(frames_in: FrameSet, frame, crops: list, config: RunOcrConfig) 
 
 
 def _frame_lines(image: np.ndarray, scale: float, engine) -> list[Line]:
-    return [Line(line_image(image, q), _quad_box(q), 1.0, "frame") for q in engine.detect(image, scale)]
+    return [Line(line_image(image, q), _quad_box(q), 1.0, "frame", reading_quad(q)) for q in engine.detect(image, scale)]
 
 
 def _crop_lines(crop, engine, config: RunOcrConfig, ctx: StageContext, detected: tuple | None = None) -> list[Line]:
@@ -191,8 +200,22 @@ def _crop_lines(crop, engine, config: RunOcrConfig, ctx: StageContext, detected:
     for quad, px in zip(quads, pixels):
         in_crop = _quad_box(quad)
         box = map_box(to_frame, in_crop)
-        lines.append(Line(px, box, (in_crop[3] - in_crop[1]) / max(box[3] - box[1], 1e-6), crop.kind))
+        along = reading_quad(quad)
+        if along is not None:  # the same corners in the frame
+            along = tuple((float(x), float(y)) for x, y in cv2.perspectiveTransform(np.float32([along]), to_frame)[0])
+        lines.append(Line(px, box, (in_crop[3] - in_crop[1]) / max(box[3] - box[1], 1e-6), crop.kind, along))
     return lines
+
+
+def reading_quad(quad: np.ndarray) -> Quad | None:
+    """The quad as its line image reads it (corners tl tr br bl), or None when `line_image`
+    turned the line upright (a line at least 1.5x taller than wide)."""
+    q = np.asarray(quad, np.float32)
+    width = max(np.linalg.norm(q[0] - q[1]), np.linalg.norm(q[2] - q[3]))
+    height = max(np.linalg.norm(q[0] - q[3]), np.linalg.norm(q[1] - q[2]))
+    if height >= 1.5 * width:
+        return None
+    return tuple((float(x), float(y)) for x, y in q[:4])
 
 
 def row_gaps(quads: list[np.ndarray], width: int, height: int, min_gap: float,

@@ -84,3 +84,38 @@ def test_match_brands_warns_of_names_the_ocr_charset_cannot_read(tmp_path):
                            "(set run_ocr.charset: full)"]
     full = match_brands([TextSet(chunk=0, frames=[frame], reads=reads, charset="full")], MatchBrandsConfig(), ctx)
     assert full.notes == []
+
+
+def placed(text, box, places=None):
+    """A read on a horizontal line `box`, its characters evenly spread unless `places` says."""
+    x1, y1, x2, y2 = box
+    n = len(text)
+    return TextRead(t=0.0, frame_key="f.jpg", text=text, score=0.95, box=box,
+                    quad=((x1, y1), (x2, y1), (x2, y2), (x1, y2)),
+                    places=tuple(places or [(i + 0.5) / n for i in range(n)]))
+
+
+def test_one_read_holding_a_name_twice_gives_two_matches_each_where_its_characters_are():
+    from mpr.matching import place_box
+
+    reads = [placed("COOP REMA 1000 COOP", (0, 0, 190, 20))]  # a board row read as one line, 10 px a character
+    matches = BrandMatcher(BRANDS, min_score=80).match_frame(reads)
+    assert sorted((m.brand, m.text, m.spans) for m in matches) == [
+        ("Coop", "COOP", ((0, 0, 4),)), ("Coop", "COOP", ((0, 15, 19),)), ("Rema 1000", "REMA 1000", ((0, 5, 14),))]
+    boxes = sorted(place_box(reads[0], *m.spans[0][1:]) for m in matches)
+    # character i is centred at 10 i + 5 px; a box reaches 0.6 of the pitch beyond its end characters,
+    # and to the line's own ends when its text reaches them
+    assert [tuple(round(v) for v in b) for b in boxes] == [(0, 0, 41, 20), (49, 0, 141, 20), (149, 0, 190, 20)]
+
+
+def test_a_name_read_from_a_wide_box_gets_the_box_of_its_characters():
+    from mpr.matching import place_box
+
+    # "AUDI" read from a 1000 px wide gap window: its characters sit at 600-680 px
+    wide = placed("AUDI", (0, 100, 1000, 130), places=[0.61, 0.63, 0.65, 0.67])
+    (match,) = BrandMatcher(BRANDS, min_score=80).match_frame([wide])
+    x1, y1, x2, y2 = place_box(wide, *match.spans[0][1:])
+    assert 595 < x1 < 610 and 670 < x2 < 685 and (y1, y2) == (100, 130)
+    # where the characters are is unknown: the read's box
+    bare = TextRead(t=0.0, frame_key="f.jpg", text="AUDI", score=0.95, box=(0, 100, 1000, 130))
+    assert place_box(bare, 0, 4) == bare.box

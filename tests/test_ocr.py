@@ -130,3 +130,18 @@ def test_detecting_images_of_one_size_in_batches_finds_what_one_call_each_finds(
     batched = engine.detect_same_size(images)
     assert [len(q) for q in batched] == [len(q) for q in one_each] == [1, 1, 0] * 7
     assert all(np.abs(a - b).max() <= 1 for qa, qb in zip(one_each, batched) for a, b in zip(qa, qb))
+
+
+@pytest.mark.parametrize("runtime", ["openvino", "onnxruntime"])
+def test_read_places_each_character_where_it_is_drawn(runtime):
+    """A word drawn at a known place in a wide, mostly empty line: the recogniser's place for
+    its first and last character lies inside the word's ink, left to right."""
+    engine = get_engine("rapidocr", runtime=runtime, charset="latin")
+    line = np.full((60, 900, 3), 235, np.uint8)
+    cv2.putText(line, "KESTREL", (500, 45), cv2.FONT_HERSHEY_DUPLEX, 1.4, (20, 20, 20), 3, cv2.LINE_AA)
+    ink = np.flatnonzero((line < 128).any(axis=(0, 2)))
+    (text, score, places), = engine.read([line])
+    assert text == "KESTREL" and len(places) == 7 and list(places) == sorted(places)
+    xs = [p * line.shape[1] for p in places]
+    assert ink[0] <= xs[0] < xs[-1] <= ink[-1]
+    assert engine.recognize([line]) == [(text, score)]

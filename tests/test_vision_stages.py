@@ -56,6 +56,11 @@ def test_board_text_is_read_from_the_rectified_band_only(ctx):
     assert all(r.region == "board_band" for r in texts.reads)
     x1, y1, x2, y2 = words["KESTREL"].box  # mapped back to the frame, on the slanted board
     assert 500 < x1 < 560 and abs((y1 + y2) / 2 - (330 + 0.06 * (x1 + x2) / 2 - 18)) < 12
+    # the line's corners in the frame follow the slanted board; every character has its place on it
+    (tl, tr, br, bl), places = words["KESTREL"].quad, words["KESTREL"].places
+    assert abs((tr[1] - tl[1]) / (tr[0] - tl[0]) - 0.06) < 0.02 and bl[1] > tl[1]
+    assert all(x1 - 1 <= x <= x2 + 1 and y1 - 1 <= y <= y2 + 1 for x, y in (tl, tr, br, bl))
+    assert len(places) == 7 and list(places) == sorted(places) and 0 <= places[0] < places[-1] <= 1
 
 
 def test_close_up_is_flagged_low_pitch_and_read_whole(ctx):
