@@ -5,7 +5,9 @@ frame) goes through the text detector; the lines found are mapped to frame pixel
 that two images saw are kept once (from the image that shows them largest), and the rest
 are recognised in one batch. Single-line logo crops skip detection. In board strips,
 long stretches of a text row that no found line covers are recognised too (`read_gaps`).
-Without crops (a profile without vision stages) whole frames are read.
+Without crops (a profile without vision stages) whole frames are read. Each read keeps its
+line's corners in the frame and where the recogniser placed each character on it, so that
+match_brands can box a name read inside longer text.
 """
 
 from __future__ import annotations
