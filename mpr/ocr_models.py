@@ -92,11 +92,11 @@ class RecNetwork(Network):
             if self.runtime == "onnxruntime" and self._keep is not None:
                 probabilities = probabilities[..., self._keep]
                 probabilities = probabilities / np.maximum(probabilities.sum(-1, keepdims=True), 1e-12)
-            texts, _ = self._decode(probabilities)
-            steps = emitting_steps(probabilities.argmax(axis=2))
-        width = probabilities.shape[1]
-        return [(str(text), float(score), tuple(float((s + 0.5) / width) for s in at) if len(at) == len(text) else ())
-                for (text, score), at in zip(texts, steps)]
+            best = probabilities.argmax(axis=2)  # once, for CTCLabelDecode's decoding and the places
+            texts, _ = self._decode.decode(best, probabilities.max(axis=2), remove_duplicate=True)
+        count = best.shape[1]  # output steps
+        return [(str(text), float(score), tuple(float((s + 0.5) / count) for s in at) if len(at) == len(text) else ())
+                for (text, score), at in zip(texts, emitting_steps(best))]
 
 
 def emitting_steps(best: np.ndarray) -> list[np.ndarray]:
