@@ -280,13 +280,13 @@ def distinct(lines: list[Line], same_iou: float) -> list[Line]:
 
 def dedupe(reads: list[TextRead]) -> list[TextRead]:
     """One read per text instance: overlapping crops (a logo inside a band) read it twice."""
-    kept: list[TextRead] = []
+    kept: list[tuple[TextRead, list[str]]] = []  # with their tokens, folded once
     for read in sorted(reads, key=lambda r: -r.score):
         same = tokens(read.text)
-        if not any(tokens(k.text) == same and (iou(k.box, read.box) > 0.3 or covered(read.box, k.box) > 0.7)
-                   for k in kept):
-            kept.append(read)
-    return sorted(kept, key=lambda r: (r.box[1], r.box[0]))
+        if not any(toks == same and (iou(k.box, read.box) > 0.3 or covered(read.box, k.box) > 0.7)
+                   for k, toks in kept):
+            kept.append((read, same))
+    return sorted((k for k, _ in kept), key=lambda r: (r.box[1], r.box[0]))
 
 
 STAGE = StageSpec("run_ocr", run_ocr, RunOcrConfig, accepts=FrameSet, produces=TextSet,
