@@ -1,8 +1,10 @@
-"""Fuzzy brand matching of OCR text with rapidfuzz.
+"""Fuzzy brand matching of OCR text with rapidfuzz, and brand spotting in the recogniser's scores.
 
 Text and brand names are normalised the same way (accents, case, spacing, OCR
 confusions such as 0/O, 1/l/I, 5/S), so a confusion costs nothing on either side.
 Text boxes on one line are also tried together, for names split across boxes.
+What fuzzy matching leaves, spotting (`mpr.spotting`) looks for in the scores the
+recogniser gave each line: names its greedy reading got wrong ("PUmn" for PUMA).
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from rapidfuzz import fuzz, process
 
 from mpr.brands import BrandList
 from mpr.records import Box, TextRead
+from mpr.spotting import Spot, Spotter, Trace
+from mpr.vision.rectify import covered, iou
 
 # Characters OCR confuses, folded to one representative on both sides.
 CONFUSIONS = str.maketrans({"0": "o", "1": "l", "i": "l", "|": "l", "!": "l", "5": "s", "$": "s", "8": "b"})
@@ -23,6 +27,7 @@ TOKEN = re.compile(r"[^\W_]+")
 PARTIAL_MIN_LEN = 6  # shorter names only match whole tokens: "audi" must not match "audience"
 MAX_BOXES_PER_NAME = 3
 SHORT_NAME = 4
+SPOT_MIN_LEN = 3  # shorter names are left to fuzzy matching: two letters turn up anywhere
 
 
 def tokens(text: str) -> list[str]:
@@ -52,6 +57,19 @@ class Match:
 
 
 @dataclass(frozen=True)
+class Spotted:
+    """A brand name spotted in one read's recogniser scores."""
+
+    brand: str
+    read: int  # index of the read
+    cost: float  # nats its alignment loses to the greedy reading (mpr.spotting)
+    probability: float  # geometric mean of its characters' probabilities
+    score: float  # 0-100: 100 * exp(-cost / characters)
+    box: Box  # frame pixels of the part of the line it was spotted on
+    text: str  # what greedy decoding read there
+
+
+@dataclass(frozen=True)
 class _Token:
     text: str  # normalised
     read: int
@@ -72,6 +90,9 @@ class BrandMatcher:
                     self.owner.append(brand.name)
                     self.max_tokens = max(self.max_tokens, len(toks))
         self.long_names = [i for i, n in enumerate(self.names) if len(n) >= PARTIAL_MIN_LEN]
+        self._spot_names = [i for i, n in enumerate(self.names) if len(n) >= SPOT_MIN_LEN]
+        self._spotter = Spotter([self.names[i] for i in self._spot_names])
+        self._spot_len = np.array([len(self.names[i]) for i in self._spot_names], float)
 
     def best(self, text: str) -> tuple[str, float] | None:
         """Best brand for one piece of text, or None below `min_score`."""
@@ -120,6 +141,50 @@ class BrandMatcher:
         return chosen
 
 
+    def spot_frame(self, reads: list[TextRead], taken: list[Box], cost_per_char: float,
+                   min_probability: float) -> list[Spotted]:
+        """Names spotted in one frame's reads, best first, none overlapping another or a box in
+        `taken` (what fuzzy matching found). A name may lose at most `cost_per_char` nats per
+        character, plus one, to the greedy reading; its characters' probabilities must average
+        (geometrically) `min_probability`; and a name shorter than PARTIAL_MIN_LEN must stand
+        alone on its line (no letter read right before or after it), as fuzzy matching asks."""
+        if cost_per_char <= 0 or not self._spot_names:
+            return []
+        budget = cost_per_char * (self._spot_len + 1)
+        found = []
+        for i, read in enumerate(reads):
+            if not read.trace:
+                continue
+            trace = Trace.decode(read.trace)
+            for spot in self._spotter.spot(trace, budget):
+                name = self.names[self._spot_names[spot.name]]
+                if spot.probability < min_probability or (len(name) < PARTIAL_MIN_LEN and not spot.bounded):
+                    continue
+                box, text = _spot_place(read, trace, spot)
+                found.append(Spotted(self.owner[self._spot_names[spot.name]], i, spot.cost, spot.probability,
+                                     round(100 * float(np.exp(-spot.cost / len(name))), 1), box, text))
+        chosen: list[Spotted] = []
+        for hit in sorted(found, key=lambda h: -h.score):
+            if not any(_overlaps(hit.box, other) for other in [*taken, *(c.box for c in chosen)]):
+                chosen.append(hit)
+        return chosen
+
+
+def _overlaps(a: Box, b: Box) -> bool:
+    return iou(a, b) > 0.3 or covered(a, b) > 0.5 or covered(b, a) > 0.5
+
+
+def _spot_place(read: TextRead, trace: Trace, spot: Spot) -> tuple[Box, str]:
+    """Frame box and greedy text of the part of the read a spotted name covers."""
+    places = [trace.place(t) for t in spot.steps]
+    pitch = float(np.median(np.diff(places))) if len(places) > 1 else trace.step_share * 4
+    lo, hi = places[0] - 0.6 * pitch, places[-1] + 0.6 * pitch
+    text = read.text
+    if len(read.places) == len(read.text):
+        text = "".join(c for c, p in zip(read.text, read.places) if lo <= p <= hi).strip()
+    return line_box(read, max(0.0, lo), min(1.0, hi)), text
+
+
 def _match(brand: str, score: float, window: list[_Token], a: int, b: int, reads: list[TextRead]) -> Match:
     """The match of candidate characters a:b of the window's joined tokens, traced to its reads."""
     chars = [(t.read, c) for t in window for c in t.chars][a:b]
@@ -141,15 +206,22 @@ def place_box(read: TextRead, start: int, end: int) -> Box:
     if read.quad is None or len(read.places) != n or n == 0:
         return read.box
     places = np.array(read.places)
-    tl, tr, br, bl = (np.array(p) for p in read.quad)
+    tl, tr, _, bl = (np.array(p) for p in read.quad)
     length = max(float(np.linalg.norm(tr - tl)), 1e-6)
     # one character: a Latin letter's pitch is about 0.7 of the line's height
     pitch = float(np.median(np.diff(places))) if n > 1 else 0.7 * float(np.linalg.norm(bl - tl)) / length
     lo, hi = places[start] - 0.6 * pitch, places[end - 1] + 0.6 * pitch
     lo = 0.0 if start == 0 and lo < pitch else max(0.0, lo)
     hi = 1.0 if end == n and hi > 1 - pitch else min(1.0, hi)
-    if lo == 0.0 and hi == 1.0:
+    return line_box(read, lo, hi)
+
+
+def line_box(read: TextRead, lo: float, hi: float) -> Box:
+    """Frame box of the part lo..hi (shares of its length) of a read's line; the read's box
+    when the line's corners are unknown or the part is all of it."""
+    if read.quad is None or (lo <= 0.0 and hi >= 1.0):
         return read.box
+    tl, tr, br, bl = (np.array(p) for p in read.quad)
     pts = np.array([tl + lo * (tr - tl), tl + hi * (tr - tl), bl + hi * (br - bl), bl + lo * (br - bl)])
     return (float(pts[:, 0].min()), float(pts[:, 1].min()), float(pts[:, 0].max()), float(pts[:, 1].max()))
 

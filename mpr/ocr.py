@@ -23,6 +23,7 @@ import numpy as np
 from mpr.errors import MprError
 from mpr.loading import load_once
 from mpr.ocr_models import Charset, DetNetwork, RecNetwork
+from mpr.spotting import encode
 
 Runtime = Literal["openvino", "onnxruntime"]
 REC_HEIGHT = 48  # the recogniser's input height
@@ -33,12 +34,14 @@ REC_MIN_WIDTH = 192  # narrowest batch; PP-OCR pads to 320: 25% more recognition
 
 
 class LineText(NamedTuple):
-    """A recognised line: its text, confidence and where each character of the text is, as
-    shares of the line's width (its centre; empty when the engine does not say)."""
+    """A recognised line: its text, confidence, where each character of the text is, as
+    shares of the line's width (its centre; empty when the engine does not say), and the
+    recogniser's scores for brand spotting (`mpr.spotting.encode`; empty when it does not say)."""
 
     text: str
     score: float
     places: tuple[float, ...]
+    trace: bytes = b""
 
 
 class OcrEngine(Protocol):
@@ -118,9 +121,11 @@ class RapidOcrEngine:
             batch = order[start:start + REC_BATCH]
             width = rec_width(max(lines[i].shape[1] / max(lines[i].shape[0], 1) for i in batch))
             texts = self._rec(rec_batch([lines[i] for i in batch], width))
-            for i, (text, score, places) in zip(batch, texts):
+            for i, (text, score, places, scores) in zip(batch, texts):
                 fit = rec_fit(lines[i].shape, width)  # the line's share of the padded input
-                out[i] = LineText(text, score, tuple(min(1.0, p * width / fit) for p in places))
+                steps = min(len(scores), math.ceil(len(scores) * fit / width))  # the rest is padding
+                out[i] = LineText(text, score, tuple(min(1.0, p * width / fit) for p in places),
+                                  encode(scores[:steps], width / (fit * len(scores))))
         return out
 
 

@@ -27,6 +27,7 @@ from typing import Literal
 import numpy as np
 
 from mpr.openvino_input import uint8_bgr_input
+from mpr.spotting import class_symbols, fold
 
 Charset = Literal["full", "latin"]
 KERNEL_CACHE_ENTRIES = 100
@@ -67,7 +68,8 @@ class DetNetwork(Network):
 
 
 class RecNetwork(Network):
-    """The CTC recogniser: (N, 48, W, 3) uint8 BGR lines -> [(text, confidence, character places)] per line."""
+    """The CTC recogniser: (N, 48, W, 3) uint8 BGR lines -> [(text, confidence, character places,
+    scores folded to the spotting symbols per output step)] per line."""
 
     def __init__(self, session, runtime: str, threads: int, characters: list[str], charset: Charset,
                  streams: int = 1):
@@ -78,25 +80,29 @@ class RecNetwork(Network):
             self._decode = CTCLabelDecode(character=list(characters[1:-1]))
         else:  # CTCLabelDecode adds the blank (first) and the space (last) itself
             self._decode = CTCLabelDecode(character=[characters[i] for i in self._keep[1:-1]])
+        self._symbols = class_symbols(self._decode.character)  # CTCLabelDecode's classes: blank first
         model = None
         if runtime == "openvino" and self._keep is not None:
             # cut before the uint8 input is added: OpenVINO fails to compile the cut layer otherwise
             model = _cut_output_layer(session.model, self._keep)
         super().__init__(session, runtime, threads, streams, model)
 
-    def __call__(self, lines: np.ndarray) -> list[tuple[str, float, tuple[float, ...]]]:
-        """(text, confidence, where each character is) per line; a character's place is the
-        centre of the output step that emitted it, as a share of the input width (CTC emits each
-        character once, at a step over it; PaddleOCR's word boxes come from the same steps)."""
+    def __call__(self, lines: np.ndarray) -> list[tuple[str, float, tuple[float, ...], np.ndarray]]:
+        """(text, confidence, where each character is, folded scores) per line; a character's place
+        is the centre of the output step that emitted it, as a share of the input width (CTC emits
+        each character once, at a step over it; PaddleOCR's word boxes come from the same steps).
+        The folded scores (output steps x `mpr.spotting` symbols) are what brand spotting reads."""
         with self.output(lines) as probabilities:
             if self.runtime == "onnxruntime" and self._keep is not None:
                 probabilities = probabilities[..., self._keep]
                 probabilities = probabilities / np.maximum(probabilities.sum(-1, keepdims=True), 1e-12)
             best = probabilities.argmax(axis=2)  # once, for CTCLabelDecode's decoding and the places
             texts, _ = self._decode.decode(best, probabilities.max(axis=2), remove_duplicate=True)
+            folded = fold(probabilities, self._symbols)
         count = best.shape[1]  # output steps
-        return [(str(text), float(score), tuple(float((s + 0.5) / count) for s in at) if len(at) == len(text) else ())
-                for (text, score), at in zip(texts, emitting_steps(best))]
+        return [(str(text), float(score), tuple(float((s + 0.5) / count) for s in at) if len(at) == len(text) else (),
+                 scores)
+                for (text, score), at, scores in zip(texts, emitting_steps(best), folded)]
 
 
 def emitting_steps(best: np.ndarray) -> list[np.ndarray]:

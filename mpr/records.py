@@ -142,10 +142,13 @@ class TextRead(BaseModel):
     region: RegionKind = "frame"  # what was read: the whole frame or a region of that kind
     quad: Quad | None = None  # the line's corners in frame pixels, tl tr br bl along its reading direction
     places: tuple[float, ...] = ()  # where each character of `text` is along the line (0-1; empty: unknown)
+    trace: bytes = b""  # the recogniser's scores along the line, for brand spotting (mpr.spotting; empty: none)
 
 
 class TextSet(FrameSet):
     reads: list[TextRead] = Field(default_factory=list)
+    # lines read below run_ocr.min_text_score or as nothing: only brand spotting looks at them
+    faint: list[TextRead] = Field(default_factory=list)
     crops: list[Crop] = Field(default_factory=list)  # the regions that were read (logo escalation searches them)
     charset: str = "full"  # the alphabet OCR read with (run_ocr.charset)
 
@@ -159,7 +162,7 @@ class Detection(BaseModel):
     box: Box
     text: str = ""
     source: str = "match_brands"  # the stage that resolved it: match_brands, escalate_vlm, escalate_cloud
-    resolver: str = "ocr"  # how: ocr, alias (a learned alias), exemplar, or provider:model of a VLM
+    resolver: str = "ocr"  # how: ocr, spotting, exemplar, continuity, or provider:model of a VLM
     match_score: float = 0.0
     region: RegionKind = "frame"  # where it was read: whole frame, board band, board, overlay, logo
     frame: str = ""  # image file name, for image and image-folder sources

@@ -1,12 +1,14 @@
 """Box-level recall of Coop and Altibox on the labelled foocus frames (../shared/data/real-dev/foocus).
 
     python scripts/eval_foocus.py [--profile soccer_broadcast] [--split all|heldout|train] [--set ...] [--no-logos]
+                                  [--distractors N]
 
 Runs the pipeline on the 23 labelled frames (copied to a temporary folder, never into
 the repository) with the brands seen in that league, then counts a labelled box as
 found when a detection of the same brand in the same frame overlaps it with IoU >=
 0.3. The labelling covers only Coop and Altibox (and misses some Altibox), so only
-recall is scored; detections of other brands are listed, not judged.
+recall is scored; detections of other brands are listed, not judged, except N distractor
+brands absent from the frames (scripts/distractors.py): each of their detections is false.
 
 `--split` picks the frames the shipped detector did not train on (heldout: odd
 positions in name order; train: even positions), see models/detector/MODEL_CARD.md.
@@ -63,6 +65,7 @@ def main(argv=None) -> int:
     parser.add_argument("--set", dest="sets", action="append", default=[])
     parser.add_argument("--misses", action="store_true", help="list every labelled box not found")
     parser.add_argument("--no-logos", action="store_true", help="brands without their logo exemplars")
+    parser.add_argument("--distractors", type=int, default=0, help="add this many absent brands to the list")
     args = parser.parse_args(argv)
     if not LABELS.exists():
         print(f"skipped: {FOOCUS} is absent")
@@ -80,7 +83,10 @@ def main(argv=None) -> int:
         folder.mkdir()
         for name in names:
             shutil.copy(FOOCUS / "foocus_dataset_images" / name, folder / name)
-        report = detect_brands(str(folder), league_brands(not args.no_logos), args.profile,
+        from distractors import distractor_brands
+
+        extra = [{"name": b} for b in distractor_brands(LEAGUE_BRANDS, args.distractors)]
+        report = detect_brands(str(folder), league_brands(not args.no_logos) + extra, args.profile,
                                parse_set(args.sets), str(Path(tmp) / "out"))
     found, total, by_region, by_stage = Counter(), Counter(), Counter(), Counter()
     for name in names:
@@ -102,8 +108,12 @@ def main(argv=None) -> int:
     print(f"{'both':<10} {both[0]:>6} {both[1]:>9} {both[0] / max(both[1], 1):>7.2f}")
     print("found via: " + ", ".join(f"{k} {v}" for k, v in by_region.most_common()))
     print("resolved by: " + ", ".join(f"{k} {v}" for k, v in by_stage.most_common()))
-    others = Counter(d.brand for d in report.detections if d.brand not in SCORED)
+    others = Counter(d.brand for d in report.detections if d.brand not in SCORED and d.brand in LEAGUE_BRANDS)
     print("other brands detected (not scored): " + (", ".join(f"{b} {n}" for b, n in others.most_common()) or "none"))
+    if args.distractors:
+        false = Counter(d.brand for d in report.detections if d.brand not in LEAGUE_BRANDS)
+        print(f"distractor detections (false, of {len(extra)} distractors): "
+              + (", ".join(f"{b} {n}" for b, n in false.most_common()) or "none"))
     stages = {s.name: s.seconds for s in report.stages}
     print("stage seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items()))
     return 0

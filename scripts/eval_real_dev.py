@@ -1,9 +1,11 @@
 """Per-second brand presence on the real dev clips (../shared/data/real-dev), if present.
 
-    python scripts/eval_real_dev.py [--profile soccer_broadcast] [--set STAGE.KEY=VALUE ...]
+    python scripts/eval_real_dev.py [--profile soccer_broadcast] [--set STAGE.KEY=VALUE ...] [--distractors N]
 
 Truth: docs/real-dev-truth.json (one frame per second, labelled by eye). Brands: the
-manifest's list per clip. Prints precision / recall / F1 per clip and over both.
+manifest's list per clip, plus N distractor brands absent from the footage
+(scripts/distractors.py: every second one is found is a false positive). Prints precision /
+recall / F1 per clip and over both.
 The footage is never copied into the repository.
 """
 
@@ -27,6 +29,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="soccer_broadcast")
     parser.add_argument("--set", dest="sets", action="append", default=[])
+    parser.add_argument("--distractors", type=int, default=0, help="add this many absent brands to each list")
     args = parser.parse_args(argv)
     if not REAL_DEV.exists():
         print(f"skipped: {REAL_DEV} is absent")
@@ -35,14 +38,17 @@ def main(argv=None) -> int:
     from flows.detect import detect_brands
     from mpr.evaluate import evaluate, format_scores, load_truth, prf
     from mpr.profiles import parse_set
+    from distractors import distractor_brands
 
     totals = {"tp": 0, "fp": 0, "fn": 0}
     for clip in json.loads(TRUTH.read_text())["clips"]:
         truth = load_truth(TRUTH, clip)
+        truth.brands += distractor_brands(truth.brands, args.distractors)
         brands = [{"name": b, "aliases": ALIASES.get(b, [])} for b in truth.brands]
         with tempfile.TemporaryDirectory() as out:
             report = detect_brands(str(REAL_DEV / clip), brands, args.profile, parse_set(args.sets), out)
         result = evaluate(report, truth)
+        result["per_brand"] = {b: r for b, r in result["per_brand"].items() if r["tp"] + r["fp"] + r["fn"]}
         print(f"\n{clip}\n{format_scores(result)}")
         for key in totals:
             totals[key] += result[key]

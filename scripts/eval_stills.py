@@ -1,9 +1,10 @@
 """Brands found on the real dev stills (../shared/data/real-dev/stills), if present.
 
-    python scripts/eval_stills.py [--profile soccer_broadcast] [--set STAGE.KEY=VALUE ...]
+    python scripts/eval_stills.py [--profile soccer_broadcast] [--set STAGE.KEY=VALUE ...] [--distractors N]
 
 Truth: the brands the dev manifest lists by eye for each still; every still is searched
-for all of them, so a brand found on the wrong still counts as a false one. Prints what
+for all of them (and N distractor brands absent from all, scripts/distractors.py), so a brand found
+on the wrong still counts as a false one. Prints what
 each still found, missed and found extra, then the totals. Nothing is copied into the
 repository.
 """
@@ -32,6 +33,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="soccer_broadcast")
     parser.add_argument("--set", dest="sets", action="append", default=[])
+    parser.add_argument("--distractors", type=int, default=0, help="add this many absent brands to the list")
     args = parser.parse_args(argv)
     if not STILLS.exists():
         print(f"skipped: {STILLS} is absent")
@@ -41,7 +43,10 @@ def main(argv=None) -> int:
     from flows.detect import detect_brands
     from mpr.profiles import parse_set
 
-    brands = [{"name": name} for name in sorted({b for names in TRUTH.values() for b in names})]
+    from distractors import distractor_brands
+
+    names = sorted({b for names in TRUTH.values() for b in names})
+    brands = [{"name": name} for name in names + distractor_brands(names, args.distractors)]
     found = missed = extra = 0
     for still, wanted in TRUTH.items():
         with tempfile.TemporaryDirectory() as out:

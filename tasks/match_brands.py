@@ -13,8 +13,9 @@ from pydantic import Field
 
 from mpr.escalation.candidates import dhash
 from mpr.imaging import crop
-from mpr.matching import BrandMatcher, place_box, union
+from mpr.matching import BrandMatcher, Spotted, place_box, union
 from mpr.ocr_models import readable
+from mpr.spotting import Spotter
 from mpr.records import Candidate, Crop, Detection, DetectionSet, RegionKind, StageStats, TextRead, TextSet
 from mpr.errors import MprError
 from mpr.store import code_digest, decode_image, encode_image
@@ -30,6 +31,11 @@ class MatchBrandsConfig(StageConfig):
     crop_padding: float = Field(0.25, ge=0, le=5, description="padding around unresolved crops, x text height")
     region_kinds: list[RegionKind] = Field(["logo", "board", "board_band"],
                                            description="regions with no brand read in them that become candidates")
+    spot_cost: float = Field(0.75, ge=0, le=5, description=(
+        "brand spotting in the recogniser's scores, for what fuzzy matching missed: a name is found where its best "
+        "alignment loses at most this many nats per character (plus one) to the greedy reading; 0: off"))
+    spot_min_probability: float = Field(0.3, ge=0, le=1, description=(
+        "brand spotting: geometric mean probability the name's characters need at the places they align to"))
 
 
 def match_brands(inputs: list[TextSet], config: MatchBrandsConfig, ctx: StageContext) -> DetectionSet:
@@ -38,18 +44,29 @@ def match_brands(inputs: list[TextSet], config: MatchBrandsConfig, ctx: StageCon
     by_frame: dict[str, list[TextRead]] = defaultdict(list)
     for read in texts.reads:
         by_frame[read.frame_key].append(read)
+    faint: dict[str, list[TextRead]] = defaultdict(list)
+    for read in texts.faint:
+        faint[read.frame_key].append(read)
     detections, leftovers = [], []
     names = {f.key: f.name for f in texts.frames}
-    for frame_key, reads in by_frame.items():
+    for frame_key in dict.fromkeys([*by_frame, *faint]):
+        reads = by_frame[frame_key]
         matches = matcher.match_frame(reads)
         used = {i for m in matches for i in m.reads}
-        detections += [_detection(m, reads, names.get(frame_key, "")) for m in matches]
+        found = [_detection(m, reads, names.get(frame_key, "")) for m in matches]
+        everything = reads + faint[frame_key]
+        spotted = matcher.spot_frame(everything, [d.box for d in found], config.spot_cost,
+                                     config.spot_min_probability)
+        used |= {s.read for s in spotted}
+        detections += found + [_spotted(s, everything[s.read], names.get(frame_key, "")) for s in spotted]
         leftovers += [r for i, r in enumerate(reads) if i not in used and _worth_escalating(r, config)]
     unresolved = _candidates(leftovers[:config.max_unresolved], names, config, ctx)
     room = config.max_unresolved - len(unresolved)
     unresolved += _region_candidates(texts.crops, detections, names, config, ctx)[:max(room, 0)]
     counts = {**texts.counts, "matched": len(detections), "unresolved": len(unresolved)}
-    return texts.carry(DetectionSet, reads=texts.reads, detections=detections, unresolved=unresolved, counts=counts,
+    # what follows reads the text, not the recogniser's scores: the manifests stay small
+    reads = [r.model_copy(update={"trace": b""}) for r in texts.reads]
+    return texts.carry(DetectionSet, reads=reads, detections=detections, unresolved=unresolved, counts=counts,
                        charset=texts.charset, notes=texts.notes + _unreadable_names(ctx.brands, texts.charset),
                        stats=StageStats(items_in=len(texts.reads), items_out=len(detections)))
 
@@ -69,6 +86,11 @@ def _detection(m, reads: list[TextRead], frame_name: str) -> Detection:
     return Detection(t=parts[0].t, brand=m.brand, confidence=round(ocr_score * m.score / 100, 4),
                      box=union([place_box(reads[i], a, b) for i, a, b in m.spans]), text=m.text,
                      match_score=m.score, region=parts[0].region, frame=frame_name)
+
+
+def _spotted(s: Spotted, read: TextRead, frame_name: str) -> Detection:
+    return Detection(t=read.t, brand=s.brand, confidence=round(s.probability, 4), box=s.box, text=s.text,
+                     resolver="spotting", match_score=s.score, region=read.region, frame=frame_name)
 
 
 def _worth_escalating(read: TextRead, config: MatchBrandsConfig) -> bool:
@@ -130,4 +152,4 @@ def _region_candidates(crops: list[Crop], detections: list[Detection], names: di
 
 
 STAGE = StageSpec("match_brands", match_brands, MatchBrandsConfig, accepts=TextSet, produces=DetectionSet,
-                  uses_brands=True, helpers=(BrandMatcher, crop, dhash, encode_image, readable))
+                  uses_brands=True, helpers=(BrandMatcher, Spotter, crop, dhash, encode_image, readable))

@@ -95,7 +95,8 @@ def run_ocr(inputs: list[FrameSet], config: RunOcrConfig, ctx: StageContext) -> 
         done = list(pool.map(read, frames_in.kept))
     reads = [r for d in done for r in d.reads]
     overlays = [d.overlay for d in done if d.overlay]
-    return frames_in.carry(TextSet, reads=reads, crops=crops or [], overlays=frames_in.overlays + overlays,
+    return frames_in.carry(TextSet, reads=reads, faint=[r for d in done for r in d.faint], crops=crops or [],
+                           overlays=frames_in.overlays + overlays,
                            charset=config.charset,
                            stats=StageStats(items_in=sum(d.images for d in done), items_out=len(reads)))
 
@@ -103,6 +104,7 @@ def run_ocr(inputs: list[FrameSet], config: RunOcrConfig, ctx: StageContext) -> 
 @dataclass
 class FrameRead:
     reads: list[TextRead]
+    faint: list[TextRead]  # lines read below min_text_score or as nothing, kept for brand spotting
     images: int  # images read: crops, and the frame when it was read whole
     overlay: str | None = None  # debug overlay key
 
@@ -143,13 +145,15 @@ def _read_frame(frames_in: FrameSet, frame, crops: list, engine, config: RunOcrC
         lines += _frame_lines(image, scale, engine)
     lines = distinct(lines, config.same_line_iou)
     texts = engine.read([line.pixels for line in lines])
-    reads = dedupe([_text_read(frame, line, text) for line, text in zip(lines, texts)
-                    if text.score >= config.min_text_score and text.text.strip()])
+    read = [_text_read(frame, line, text) for line, text in zip(lines, texts)]
+    clear = [r.score >= config.min_text_score and r.text != "" for r in read]
+    reads = dedupe([r for r, ok in zip(read, clear) if ok])
+    faint = [r for r, ok in zip(read, clear) if not ok and r.trace]
     overlay = None
     if config.debug and reads:
         image = image if image is not None else ctx.store.get_image(frame.key)
         overlay = ctx.store.put_image(f"debug/{ctx.key}/{frame.index:06d}.jpg", debug.draw_reads(image, reads))
-    return FrameRead(reads, len(crops) + bool(scale), overlay)
+    return FrameRead(reads, faint, len(crops) + bool(scale), overlay)
 
 
 def _text_read(frame, line: Line, read: LineText) -> TextRead:
@@ -157,7 +161,7 @@ def _text_read(frame, line: Line, read: LineText) -> TextRead:
     lead = len(read.text) - len(read.text.lstrip())
     places = read.places[lead:lead + len(text)] if line.quad and len(read.places) == len(read.text) else ()
     return TextRead(t=frame.t, frame_key=frame.key, text=text, score=read.score, box=line.box, region=line.region,
-                    quad=line.quad if places else None, places=places)
+                    quad=line.quad, places=places, trace=read.trace)
 
 
 def _frame_scale(frames_in: FrameSet, frame, crops: list, config: RunOcrConfig) -> float:

@@ -140,7 +140,7 @@ def test_read_places_each_character_where_it_is_drawn(runtime):
     line = np.full((60, 900, 3), 235, np.uint8)
     cv2.putText(line, "KESTREL", (500, 45), cv2.FONT_HERSHEY_DUPLEX, 1.4, (20, 20, 20), 3, cv2.LINE_AA)
     ink = np.flatnonzero((line < 128).any(axis=(0, 2)))
-    (text, score, places), = engine.read([line])
+    (text, score, places, _), = engine.read([line])
     assert text == "KESTREL" and len(places) == 7 and list(places) == sorted(places)
     xs = [p * line.shape[1] for p in places]
     assert ink[0] <= xs[0] < xs[-1] <= ink[-1]

@@ -1,0 +1,230 @@
+"""Brand spotting in the recogniser's output: is a brand name written on this line?
+
+The recogniser (CTC) scores every character class at every output step; greedy decoding
+keeps only the best class of each step, and fuzzy matching then compares that one string
+with the brand names. Small, blurred or stylised text often has the right letters as the
+runner-up ("PUMA" in 6-pixel type decodes as "PUmn", the Coop wordmark as "conp"): the
+evidence is in the scores, not in the string. Spotting asks the scores directly, as
+lexicon-driven word spotting does (CTC keyword spotting): the best CTC alignment of the
+name anywhere on the line (free start and end, Viterbi), and its cost against the greedy
+path over the same steps, in nats. 0 means the name is as likely as the greedy reading.
+
+Scores are folded to the symbols `mpr.matching` compares (case, accents and its OCR
+confusions fold, so "0" and "o" are one symbol), plus the CTC blank and a separator
+(space, punctuation). A line keeps only the few best symbols of each step (`Trace`): a
+few hundred bytes, carried with the read to match_brands.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import unicodedata
+from dataclasses import dataclass
+
+import numpy as np
+
+BLANK, SEP, OTHER = 0, 1, 2  # CTC blank; space and punctuation; a letter outside LETTERS
+LETTERS = "abcdefghjklmnopqrstuvwxyz234679"  # what matching's folding leaves (i->l, 0->o, 1->l, 5->s, 8->b)
+SYMBOLS = 3 + len(LETTERS)
+TOP = 4  # symbols kept per output step
+FLOOR = math.log(1e-4)  # log-probability of a symbol a step did not keep (at most), and of any at all
+_QUANT = 20.0  # stored as round(-log p * 20), one byte: p down to e^-12.7
+_HEADER = struct.Struct("<Hf")  # steps, line share per step
+
+
+def fold_char(char: str) -> str:
+    from mpr.matching import CONFUSIONS
+
+    f = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c))
+    return f.lower().translate(CONFUSIONS)
+
+
+def symbol_of(char: str) -> int:
+    """The spotting symbol of one (unfolded) character."""
+    f = fold_char(char)
+    if len(f) == 1 and f in LETTERS:
+        return 3 + LETTERS.index(f)
+    if f and all(c.isalnum() for c in f):
+        return OTHER
+    return SEP
+
+
+def class_symbols(characters: list[str]) -> np.ndarray:
+    """Symbol of each recogniser class; class 0 is CTC's blank."""
+    return np.array([BLANK] + [symbol_of(c) for c in characters[1:]], np.intp)
+
+
+def fold(probabilities: np.ndarray, symbols: np.ndarray) -> np.ndarray:
+    """(..., classes) probabilities -> (..., SYMBOLS), summed per symbol."""
+    out = np.zeros(probabilities.shape[:-1] + (SYMBOLS,), np.float32)
+    for s in range(SYMBOLS):  # a few dozen column sums: cheaper than a gather of every class
+        cols = np.flatnonzero(symbols == s)
+        if len(cols):
+            out[..., s] = probabilities[..., cols].sum(-1) if len(cols) > 1 else probabilities[..., cols[0]]
+    return out
+
+
+def encode(folded: np.ndarray, step_share: float) -> bytes:
+    """One line's folded scores (steps x SYMBOLS) as its TOP symbols per step; `step_share`:
+    the line's width per output step, as a share (places are (step + 0.5) * step_share)."""
+    steps = len(folded)
+    top = np.argsort(-folded, axis=1)[:, :TOP].astype(np.uint8)
+    p = np.take_along_axis(folded, top.astype(np.intp), 1)
+    q = np.clip(np.round(-np.log(np.maximum(p, 1e-12)) * _QUANT), 0, 255).astype(np.uint8)
+    return _HEADER.pack(steps, step_share) + top.tobytes() + q.tobytes()
+
+
+@dataclass(frozen=True)
+class Trace:
+    """A line's scores as log-probabilities per output step and symbol."""
+
+    logp: np.ndarray  # steps x SYMBOLS
+    step_share: float
+
+    @classmethod
+    def decode(cls, data: bytes) -> Trace:
+        steps, share = _HEADER.unpack_from(data)
+        body = np.frombuffer(data, np.uint8, offset=_HEADER.size)
+        top = body[:steps * TOP].reshape(steps, TOP).astype(np.intp)
+        logp_top = -body[steps * TOP:].reshape(steps, TOP).astype(np.float32) / _QUANT
+        # what a step did not keep shares the rest of its mass, never more than its last kept symbol
+        rest = np.log(np.maximum(1 - np.exp(logp_top).sum(1), 1e-12) / (SYMBOLS - TOP))
+        floor = np.maximum(np.minimum(rest, logp_top[:, -1]), FLOOR)
+        logp = np.repeat(floor[:, None], SYMBOLS, 1)
+        np.put_along_axis(logp, top, np.maximum(logp_top, FLOOR), 1)
+        return cls(logp, share)
+
+    def place(self, step: float) -> float:
+        return min(1.0, (step + 0.5) * self.step_share)
+
+
+@dataclass(frozen=True)
+class Spot:
+    name: int  # index into the Spotter's names
+    cost: float  # nats the name's best alignment loses to the greedy path over the same steps (>= 0)
+    steps: tuple[int, ...]  # the output step each character of the name is read at
+    probability: float  # geometric mean of the name's characters' probabilities at those steps
+    bounded: bool  # no other letter read right before or after it on the line
+
+    @property
+    def first(self) -> int:
+        return self.steps[0]
+
+    @property
+    def last(self) -> int:
+        return self.steps[-1]
+
+
+class Spotter:
+    """Best CTC alignments of a list of names (normalised, compact: "hollandcaslno") in traces."""
+
+    def __init__(self, names: list[str]):
+        self.names = names
+        size = 2 * max((len(n) for n in names), default=0) + 1
+        self._ext = np.zeros((len(names), size), np.intp)  # blank, c1, blank, c2, ..., cL, blank
+        self._length = np.array([len(n) for n in names], np.intp)
+        for i, name in enumerate(names):
+            self._ext[i, 1:2 * len(name):2] = [symbol_of(c) for c in name]
+        # a state may skip the blank before it unless it repeats the character two states back
+        self._skip = np.zeros_like(self._ext, bool)
+        self._skip[:, 2:] = (self._ext[:, 2:] != BLANK) & (self._ext[:, 2:] != self._ext[:, :-2])
+        self._chars = [np.array([symbol_of(c) for c in n], np.intp) for n in names]
+
+    def spot(self, trace: Trace, max_cost: np.ndarray) -> list[Spot]:
+        """The best alignment of each name whose cost is at most its `max_cost` (one per name)."""
+        relative = trace.logp - trace.logp.max(1, keepdims=True)  # <= 0: loss against the greedy symbol
+        # no alignment beats using each character's best step: names that cannot pass are skipped
+        best_each = -relative.max(0)
+        bound = np.array([best_each[c].sum() for c in self._chars])
+        todo = np.flatnonzero(bound <= max_cost)
+        if not len(todo) or not len(relative):
+            return []
+        costs, ends, back = _viterbi(relative, self._ext[todo], self._skip[todo], self._length[todo])
+        greedy = _greedy_emissions(trace.logp)
+        spots = []
+        for j, name in enumerate(todo):
+            if -costs[j] > max_cost[name]:
+                continue
+            chars = self._chars[name]
+            steps = _character_steps(_backtrack(back[:, j], ends[j]), trace.logp, chars)
+            probability = float(np.exp(np.mean(trace.logp[list(steps), chars])))
+            spots.append(Spot(int(name), float(-costs[j]), steps, probability,
+                              _bounded(greedy, steps[0], steps[-1])))
+        return spots
+
+
+def _viterbi(relative: np.ndarray, ext: np.ndarray, skip: np.ndarray, length: np.ndarray):
+    """Free-start, free-end Viterbi of each extended label row over the steps. Returns the
+    best score per row (<= 0), its (end step, state) and the back-pointers (steps x rows x states:
+    the previous state, -1 where the path starts)."""
+    steps, (rows, states) = len(relative), ext.shape
+    neg = -1e9
+    last = 2 * length  # the final blank; the last character is last - 1
+    valid = np.arange(states)[None, :] <= last[:, None]
+    score = np.full((rows, states), neg, np.float32)
+    back = np.zeros((steps, rows, states), np.int8 if states < 127 else np.int16)
+    best = np.full(rows, neg, np.float32)
+    ends = np.zeros((rows, 2), np.intp)
+    offsets = np.arange(states)
+    row_index = np.arange(rows)
+    for t in range(steps):
+        stay = score
+        step1 = np.concatenate([np.full((rows, 1), neg, np.float32), score[:, :-1]], 1)
+        step2 = np.where(skip, np.concatenate([np.full((rows, 2), neg, np.float32), score[:, :-2]], 1), neg)
+        options = np.stack([stay, step1, step2])  # from s, s-1, s-2
+        choice = options.argmax(0)
+        prev = options.max(0)
+        start = np.zeros_like(prev)
+        fresh = (offsets[None, :] <= 1) & (start > prev)  # a path may begin at any step
+        prev = np.where(fresh, start, prev)
+        back[t] = np.where(fresh, -1, offsets[None, :] - choice)
+        score = np.where(valid, prev + relative[t][ext], neg)
+        for k in (0, 1):  # end on the last character or the blank after it
+            at = score[row_index, last - k]
+            better = at > best
+            best = np.where(better, at, best)
+            ends[better] = np.stack([np.full(rows, t), last - k], 1)[better]
+    return best, ends, back
+
+
+def _backtrack(back: np.ndarray, end: np.ndarray) -> list[tuple[int, int]]:
+    """The best path's (step, state) pairs, first to last."""
+    t, s = int(end[0]), int(end[1])
+    path = []
+    while t >= 0 and s >= 0:
+        path.append((t, s))
+        prev = int(back[t, s])
+        if prev < 0:
+            break
+        s, t = prev, t - 1
+    return path[::-1]
+
+
+def _character_steps(path: list[tuple[int, int]], logp: np.ndarray, chars: np.ndarray) -> tuple[int, ...]:
+    """The step each character is read at: where its probability peaks among the steps the
+    path spends on it (CTC emits a character at one spike, blanks around it)."""
+    at: dict[int, int] = {}
+    for t, s in path:
+        if s % 2:
+            c = s // 2
+            if c not in at or logp[t, chars[c]] > logp[at[c], chars[c]]:
+                at[c] = t
+    return tuple(at[i] for i in range(len(chars)))
+
+
+def _greedy_emissions(logp: np.ndarray) -> list[tuple[int, int]]:
+    """(step, symbol) of each symbol greedy CTC decoding emits."""
+    best = logp.argmax(1)
+    emit = best != BLANK
+    emit[1:] &= best[1:] != best[:-1]
+    return [(int(t), int(best[t])) for t in np.flatnonzero(emit)]
+
+
+def _bounded(greedy: list[tuple[int, int]], first: int, last: int) -> bool:
+    """Whether the greedy reading has no letter next to the span first..last: the last one it
+    emits before it (a step off or more: the name's first letter may be read as another one
+    step early) and the first after it are separators, or there are none."""
+    before = [s for t, s in greedy if t < first - 1]
+    after = [s for t, s in greedy if t > last + 1]
+    return (not before or before[-1] == SEP) and (not after or after[0] == SEP)
