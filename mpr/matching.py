@@ -151,16 +151,15 @@ class BrandMatcher:
         if cost_per_char <= 0 or not self._spot_names:
             return []
         budget = cost_per_char * (self._spot_len + 1)
+        which = [i for i, read in enumerate(reads) if read.trace]
+        traces = [Trace.decode(reads[i].trace) for i in which]
         found = []
-        for i, read in enumerate(reads):
-            if not read.trace:
-                continue
-            trace = Trace.decode(read.trace)
-            for spot in self._spotter.spot(trace, budget):
+        for i, trace, spots in zip(which, traces, self._spotter.spot_all(traces, budget)):
+            for spot in spots:
                 name = self.names[self._spot_names[spot.name]]
                 if spot.probability < min_probability or (len(name) < PARTIAL_MIN_LEN and not spot.bounded):
                     continue
-                box, text = _spot_place(read, trace, spot)
+                box, text = _spot_place(reads[i], trace, spot)
                 found.append(Spotted(self.owner[self._spot_names[spot.name]], i, spot.cost, spot.probability,
                                      round(100 * float(np.exp(-spot.cost / len(name))), 1), box, text))
         chosen: list[Spotted] = []

@@ -130,74 +130,95 @@ class Spotter:
         self._skip = np.zeros_like(self._ext, bool)
         self._skip[:, 2:] = (self._ext[:, 2:] != BLANK) & (self._ext[:, 2:] != self._ext[:, :-2])
         self._chars = [np.array([symbol_of(c) for c in n], np.intp) for n in names]
+        self._counts = np.zeros((len(names), SYMBOLS), np.float32)  # how often each name uses each symbol
+        for i, chars in enumerate(self._chars):
+            np.add.at(self._counts[i], chars, 1)
 
     def spot(self, trace: Trace, max_cost: np.ndarray) -> list[Spot]:
         """The best alignment of each name whose cost is at most its `max_cost` (one per name)."""
-        relative = trace.logp - trace.logp.max(1, keepdims=True)  # <= 0: loss against the greedy symbol
-        # no alignment beats using each character's best step: names that cannot pass are skipped
-        best_each = -relative.max(0)
-        bound = np.array([best_each[c].sum() for c in self._chars])
-        todo = np.flatnonzero(bound <= max_cost)
-        if not len(todo) or not len(relative):
-            return []
-        costs, ends, back = _viterbi(relative, self._ext[todo], self._skip[todo], self._length[todo])
-        greedy = _greedy_emissions(trace.logp)
-        spots = []
-        for j, name in enumerate(todo):
-            if -costs[j] > max_cost[name]:
+        return self.spot_all([trace], max_cost)[0]
+
+    def spot_all(self, traces: list[Trace], max_cost: np.ndarray) -> list[list[Spot]]:
+        """`spot` for several lines at once: every (line, name) pair that can pass is aligned in
+        one dynamic programme, which is what keeps spotting cheap next to recognition."""
+        pairs, relatives = [], []
+        for i, trace in enumerate(traces):
+            relative = trace.logp - trace.logp.max(1, keepdims=True)  # <= 0: loss against the greedy symbol
+            relatives.append(relative)
+            if not len(relative):
                 continue
-            chars = self._chars[name]
-            steps = _character_steps(_backtrack(back[:, j], ends[j]), trace.logp, chars)
-            probability = float(np.exp(np.mean(trace.logp[list(steps), chars])))
-            spots.append(Spot(int(name), float(-costs[j]), steps, probability,
-                              _bounded(greedy, steps[0], steps[-1])))
-        return spots
+            # no alignment beats using each character's best step: names that cannot pass are skipped
+            bound = self._counts @ -relative.max(0)
+            pairs += [(i, int(n)) for n in np.flatnonzero(bound <= max_cost)]
+        out: list[list[Spot]] = [[] for _ in traces]
+        if not pairs:
+            return out
+        lines, names = (np.array(v, np.intp) for v in zip(*pairs))
+        steps = max(len(relatives[i]) for i in lines)
+        ext = self._ext[names]
+        # each pair's cost of every state at every step; past a line's end only blanks, at no cost
+        emit = np.full((len(pairs), steps, ext.shape[1]), NEG, np.float32)
+        emit[:, :, ::2] = 0.0
+        for row, (i, n) in enumerate(pairs):
+            emit[row, :len(relatives[i])] = relatives[i][:, ext[row]]
+        costs, ends, back = _viterbi(emit, self._skip[names], self._length[names])
+        greedy = {}
+        for row, (i, n) in enumerate(pairs):
+            if costs[row] > max_cost[n]:
+                continue
+            trace, chars = traces[i], self._chars[n]
+            found = _character_steps(_backtrack(back[:, row], ends[row]), trace.logp, chars)
+            probability = float(np.exp(np.mean(trace.logp[list(found), chars])))
+            if i not in greedy:
+                greedy[i] = _greedy_emissions(trace.logp)
+            out[i].append(Spot(n, float(costs[row]), found, probability, _bounded(greedy[i], found[0], found[-1])))
+        return out
 
 
-def _viterbi(relative: np.ndarray, ext: np.ndarray, skip: np.ndarray, length: np.ndarray):
-    """Free-start, free-end Viterbi of each extended label row over the steps. Returns the
-    best score per row (<= 0), its (end step, state) and the back-pointers (steps x rows x states:
-    the previous state, -1 where the path starts)."""
-    steps, (rows, states) = len(relative), ext.shape
-    neg = -1e9
+NEG = np.float32(-1e9)
+
+
+def _viterbi(emit: np.ndarray, skip: np.ndarray, length: np.ndarray):
+    """Free-start, free-end Viterbi of each row's extended labels (blank, c1, blank, ..., cL,
+    blank) over `emit` (rows x steps x states: the relative log-probability of each state's
+    symbol). Returns the best cost per row (>= 0), its (end step, state), and the back-pointers
+    (steps x rows x states: states moved back, 0-2, or 3 where the path starts)."""
+    rows, steps, states = emit.shape
     last = 2 * length  # the final blank; the last character is last - 1
-    valid = np.arange(states)[None, :] <= last[:, None]
-    score = np.full((rows, states), neg, np.float32)
-    back = np.zeros((steps, rows, states), np.int8 if states < 127 else np.int16)
-    best = np.full(rows, neg, np.float32)
-    ends = np.zeros((rows, 2), np.intp)
-    offsets = np.arange(states)
+    np.copyto(emit, NEG, where=np.arange(states)[None, None, :] > last[:, None, None])  # past a name's end
+    score = np.full((rows, states), NEG, np.float32)
+    back = np.zeros((steps, rows, states), np.int8)
+    at_end = np.empty((steps, 2, rows), np.float32)  # score on the last character and the blank after it
     row_index = np.arange(rows)
+    one, two = np.full((rows, states), NEG, np.float32), np.full((rows, states), NEG, np.float32)
+    starts = np.zeros(states, bool)
+    starts[:2] = True  # a path begins on the leading blank or the first character, at any step
     for t in range(steps):
-        stay = score
-        step1 = np.concatenate([np.full((rows, 1), neg, np.float32), score[:, :-1]], 1)
-        step2 = np.where(skip, np.concatenate([np.full((rows, 2), neg, np.float32), score[:, :-2]], 1), neg)
-        options = np.stack([stay, step1, step2])  # from s, s-1, s-2
-        choice = options.argmax(0)
-        prev = options.max(0)
-        start = np.zeros_like(prev)
-        fresh = (offsets[None, :] <= 1) & (start > prev)  # a path may begin at any step
-        prev = np.where(fresh, start, prev)
-        back[t] = np.where(fresh, -1, offsets[None, :] - choice)
-        score = np.where(valid, prev + relative[t][ext], neg)
-        for k in (0, 1):  # end on the last character or the blank after it
-            at = score[row_index, last - k]
-            better = at > best
-            best = np.where(better, at, best)
-            ends[better] = np.stack([np.full(rows, t), last - k], 1)[better]
-    return best, ends, back
+        one[:, 1:] = score[:, :-1]
+        two[:, 2:] = score[:, :-2]
+        np.copyto(two, NEG, where=~skip)
+        prev = np.maximum(score, np.maximum(one, two))
+        moved = np.where(prev == score, 0, np.where(prev == one, 1, 2)).astype(np.int8)
+        fresh = starts & (prev < 0)
+        back[t] = np.where(fresh, 3, moved)
+        score = np.where(fresh, 0.0, prev) + emit[:, t]
+        at_end[t, 0], at_end[t, 1] = score[row_index, last - 1], score[row_index, last]
+    flat = at_end.reshape(steps * 2, rows).argmax(0)  # the earliest best end
+    step, which = np.divmod(flat, 2)
+    ends = np.stack([step, last - 1 + which], 1)
+    return -at_end.reshape(steps * 2, rows)[flat, row_index], ends, back
 
 
 def _backtrack(back: np.ndarray, end: np.ndarray) -> list[tuple[int, int]]:
     """The best path's (step, state) pairs, first to last."""
     t, s = int(end[0]), int(end[1])
     path = []
-    while t >= 0 and s >= 0:
+    while t >= 0:
         path.append((t, s))
-        prev = int(back[t, s])
-        if prev < 0:
+        moved = int(back[t, s])
+        if moved == 3:
             break
-        s, t = prev, t - 1
+        s, t = s - moved, t - 1
     return path[::-1]
 
 
