@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from rapidfuzz import fuzz, process
@@ -69,6 +70,14 @@ class Spotted:
     text: str  # what greedy decoding read there
 
 
+class _Hit(NamedTuple):
+    brand: str
+    score: float
+    span: tuple[int, int]  # the matched characters of the candidate
+    name: int  # index of the name (or alias) matched
+    inside: bool  # found inside longer text (partial alignment), not as the whole candidate
+
+
 @dataclass(frozen=True)
 class _Token:
     text: str  # normalised
@@ -93,15 +102,16 @@ class BrandMatcher:
         self._spot_names = [i for i, n in enumerate(self.names) if len(n) >= SPOT_MIN_LEN]
         self._spotter = Spotter([self.names[i] for i in self._spot_names])
         self._spot_len = np.array([len(self.names[i]) for i in self._spot_names], float)
+        self._spot_index = {name: i for i, name in enumerate(self._spot_names)}
 
     def best(self, text: str) -> tuple[str, float] | None:
         """Best brand for one piece of text, or None below `min_score`."""
         found = [hit for hit, _ in self._hits([_Token(t, 0, c) for t, c in token_places(text)])]
-        return max(found, key=lambda h: h[1])[:2] if found else None
+        return max(found, key=lambda h: h.score)[:2] if found else None
 
     def _hits(self, toks: list[_Token]):
-        """(brand, score, matched characters of the candidate) and the tokens, for every run of up
-        to max_tokens + 1 consecutive tokens over at most MAX_BOXES_PER_NAME reads that matches."""
+        """The hit and its tokens, for every run of up to max_tokens + 1 consecutive tokens over at
+        most MAX_BOXES_PER_NAME reads that matches."""
         for start in range(len(toks)):
             for end in range(start + 1, min(len(toks), start + self.max_tokens + 1) + 1):
                 window = toks[start:end]
@@ -111,27 +121,48 @@ class BrandMatcher:
                 if hit:
                     yield hit, window
 
-    def _score(self, candidate: str) -> tuple[str, float, tuple[int, int]] | None:
+    def _score(self, candidate: str) -> _Hit | None:
         hits = process.extract(candidate, self.names, scorer=fuzz.ratio, score_cutoff=self.min_score, limit=5)
         # a short name ("Audi") only matches text of its own length: "Aud" or "Audio" are too risky
         hit = next((h for h in hits if len(h[0]) > SHORT_NAME or len(h[0]) == len(candidate)), None)
-        best = (self.owner[hit[2]], hit[1], (0, len(candidate))) if hit else None
+        best = _Hit(self.owner[hit[2]], hit[1], (0, len(candidate)), hit[2], False) if hit else None
         for i in self.long_names:  # a name inside longer merged text, e.g. "flyemirates"
             name = self.names[i]
             if len(candidate) >= len(name) + 2:
                 found = fuzz.partial_ratio_alignment(name, candidate, score_cutoff=self.min_score)
-                if found and (best is None or found.score > best[1]):
-                    best = (self.owner[i], found.score, (found.dest_start, found.dest_end))
+                if found and (best is None or found.score > best.score):
+                    best = _Hit(self.owner[i], found.score, (found.dest_start, found.dest_end), i, True)
         return best
 
-    def match_frame(self, reads: list[TextRead]) -> list[Match]:
+    def _supported(self, read: TextRead, name: int, cost_per_char: float) -> bool:
+        """Whether the recogniser's scores of `read` support name `name` somewhere on its line at
+        most `cost_per_char` nats per character (+1) worse than its greedy reading; letters cut off
+        at either end of the line ("tibox" for Altibox) cost twice that each, so that at most about
+        half the name can be missing. True when the read has no scores or the name is too short
+        to spot."""
+        spot = self._spot_index.get(name)
+        if not read.trace or spot is None:
+            return True
+        cost = self._spotter.cost(Trace.decode(read.trace), spot, 2 * cost_per_char)
+        return cost <= cost_per_char * (len(self.names[name]) + 1)
+
+    def match_frame(self, reads: list[TextRead], verify: float = 0.0) -> list[Match]:
         """Non-overlapping brand matches among one frame's reads, best first: a name may span
-        reads on one line, and one read may hold several names (a board row read as one line)."""
+        reads on one line, and one read may hold several names (a board row read as one line).
+        With `verify` > 0, an inexact match of a name inside longer text of one read also needs
+        the recogniser's scores of that read to support the name (`_supported`): "STADION AN
+        DER" holds "nander", 80 from "santander" by fuzz.partial_ratio, but the recogniser saw
+        no S, A or T before it. (Whole-token matches are not checked: OCR drops thin letters,
+        and "ORBIT MOE" for Orbit Mobile is as far from the scores as a wrong brand would be.)"""
         found = []
         for group in _lines(reads):
             toks = [_Token(t, i, chars) for i in group for t, chars in token_places(reads[i].text)]
-            for (brand, score, (a, b)), window in self._hits(toks):
-                found.append((score, len(window), brand, window, (a, b)))
+            for hit, window in self._hits(toks):
+                one = {t.read for t in window}
+                if verify and hit.inside and hit.score < 100 and len(one) == 1 \
+                        and not self._supported(reads[one.pop()], hit.name, verify):
+                    continue
+                found.append((hit.score, len(window), hit.brand, window, hit.span))
         chosen, used = [], set()
         for score, _, brand, window, (a, b) in sorted(found, key=lambda f: (-f[0], f[1])):
             ids = {id(t) for t in window}

@@ -11,8 +11,8 @@ path over the same steps, in nats. 0 means the name is as likely as the greedy r
 
 Scores are folded to the symbols `mpr.matching` compares (case, accents and its OCR
 confusions fold, so "0" and "o" are one symbol), plus the CTC blank and a separator
-(space, punctuation). A line keeps only the few best symbols of each step (`Trace`): a
-few hundred bytes, carried with the read to match_brands.
+(space, punctuation). A line's scores travel with its read to match_brands compressed
+(`encode`, `Trace`): a few hundred bytes.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import struct
 import unicodedata
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,9 +28,8 @@ import numpy as np
 BLANK, SEP, OTHER = 0, 1, 2  # CTC blank; space and punctuation; a letter outside LETTERS
 LETTERS = "abcdefghjklmnopqrstuvwxyz234679"  # what matching's folding leaves (i->l, 0->o, 1->l, 5->s, 8->b)
 SYMBOLS = 3 + len(LETTERS)
-TOP = 4  # symbols kept per output step
-FLOOR = math.log(1e-4)  # log-probability of a symbol a step did not keep (at most), and of any at all
-_QUANT = 20.0  # stored as round(-log p * 20), one byte: p down to e^-12.7
+FLOOR = math.log(1e-4)  # log-probabilities below this count as this (one unlikely letter costs at most 9.2 nats)
+_QUANT = 16.0  # stored as round(-log p * 16), one byte
 _HEADER = struct.Struct("<Hf")  # steps, line share per step
 
 
@@ -66,13 +66,11 @@ def fold(probabilities: np.ndarray, symbols: np.ndarray) -> np.ndarray:
 
 
 def encode(folded: np.ndarray, step_share: float) -> bytes:
-    """One line's folded scores (steps x SYMBOLS) as its TOP symbols per step; `step_share`:
-    the line's width per output step, as a share (places are (step + 0.5) * step_share)."""
-    steps = len(folded)
-    top = np.argsort(-folded, axis=1)[:, :TOP].astype(np.uint8)
-    p = np.take_along_axis(folded, top.astype(np.intp), 1)
-    q = np.clip(np.round(-np.log(np.maximum(p, 1e-12)) * _QUANT), 0, 255).astype(np.uint8)
-    return _HEADER.pack(steps, step_share) + top.tobytes() + q.tobytes()
+    """One line's folded scores (steps x SYMBOLS), as log-probabilities to 1/16 nat, clipped at
+    FLOOR (as the spotter reads them) and compressed: about 400 bytes for a line of 40 steps.
+    `step_share` is the line's width per output step, as a share (places are (step + 0.5) * share)."""
+    q = np.round(-np.log(np.maximum(folded, math.exp(FLOOR))) * _QUANT).astype(np.uint8)
+    return _HEADER.pack(len(folded), step_share) + zlib.compress(q.tobytes(), 6)
 
 
 @dataclass(frozen=True)
@@ -85,15 +83,8 @@ class Trace:
     @classmethod
     def decode(cls, data: bytes) -> Trace:
         steps, share = _HEADER.unpack_from(data)
-        body = np.frombuffer(data, np.uint8, offset=_HEADER.size)
-        top = body[:steps * TOP].reshape(steps, TOP).astype(np.intp)
-        logp_top = -body[steps * TOP:].reshape(steps, TOP).astype(np.float32) / _QUANT
-        # what a step did not keep shares the rest of its mass, never more than its last kept symbol
-        rest = np.log(np.maximum(1 - np.exp(logp_top).sum(1), 1e-12) / (SYMBOLS - TOP))
-        floor = np.maximum(np.minimum(rest, logp_top[:, -1]), FLOOR)
-        logp = np.repeat(floor[:, None], SYMBOLS, 1)
-        np.put_along_axis(logp, top, np.maximum(logp_top, FLOOR), 1)
-        return cls(logp, share)
+        q = np.frombuffer(zlib.decompress(data[_HEADER.size:]), np.uint8).reshape(steps, SYMBOLS)
+        return cls(-q.astype(np.float32) / _QUANT, share)
 
     def place(self, step: float) -> float:
         return min(1.0, (step + 0.5) * self.step_share)
@@ -175,14 +166,32 @@ class Spotter:
         return out
 
 
+    def cost(self, trace: Trace, name: int, cut: float) -> float:
+        """The cost of name `name`'s best alignment in `trace`, where it may also run off either
+        end of the line at `cut` per character left out (see `_viterbi`)."""
+        relative = trace.logp - trace.logp.max(1, keepdims=True)
+        if not len(relative):
+            return float("inf")
+        ext = self._ext[name:name + 1]
+        emit = relative[:, ext[0]][None].copy()
+        costs, _, _ = _viterbi(emit, self._skip[name:name + 1], self._length[name:name + 1], cut,
+                               np.array([len(relative)]))
+        return float(costs[0])
+
+
 NEG = np.float32(-1e9)
 
 
-def _viterbi(emit: np.ndarray, skip: np.ndarray, length: np.ndarray):
+def _viterbi(emit: np.ndarray, skip: np.ndarray, length: np.ndarray, cut: float | None = None,
+             line_steps: np.ndarray | None = None):
     """Free-start, free-end Viterbi of each row's extended labels (blank, c1, blank, ..., cL,
     blank) over `emit` (rows x steps x states: the relative log-probability of each state's
     symbol). Returns the best cost per row (>= 0), its (end step, state), and the back-pointers
-    (steps x rows x states: states moved back, 0-2, or 3 where the path starts)."""
+    (steps x rows x states: states moved back, 0-2, or 3 where the path starts).
+
+    With `cut`, a name may also run off the line (a read cut short by its box): it may start
+    at its k-th character on the line's first step, or end on its line's last step
+    (`line_steps`) short of its last character, at `cut` per character left out."""
     rows, steps, states = emit.shape
     last = 2 * length  # the final blank; the last character is last - 1
     np.copyto(emit, NEG, where=np.arange(states)[None, None, :] > last[:, None, None])  # past a name's end
@@ -191,22 +200,35 @@ def _viterbi(emit: np.ndarray, skip: np.ndarray, length: np.ndarray):
     at_end = np.empty((steps, 2, rows), np.float32)  # score on the last character and the blank after it
     row_index = np.arange(rows)
     one, two = np.full((rows, states), NEG, np.float32), np.full((rows, states), NEG, np.float32)
-    starts = np.zeros(states, bool)
-    starts[:2] = True  # a path begins on the leading blank or the first character, at any step
+    start = np.full(states, NEG, np.float32)
+    start[:2] = 0.0  # a path begins on the leading blank or the first character, at any step
+    first = start if cut is None else -cut * (np.arange(states) // 2).astype(np.float32)
+    cut_off = np.full((rows, states), NEG, np.float32)  # the score on each row's last step
     for t in range(steps):
         one[:, 1:] = score[:, :-1]
         two[:, 2:] = score[:, :-2]
         np.copyto(two, NEG, where=~skip)
         prev = np.maximum(score, np.maximum(one, two))
         moved = np.where(prev == score, 0, np.where(prev == one, 1, 2)).astype(np.int8)
-        fresh = starts & (prev < 0)
+        begin = first if t == 0 else start
+        fresh = begin > prev
         back[t] = np.where(fresh, 3, moved)
-        score = np.where(fresh, 0.0, prev) + emit[:, t]
+        score = np.where(fresh, begin, prev) + emit[:, t]
         at_end[t, 0], at_end[t, 1] = score[row_index, last - 1], score[row_index, last]
+        if cut is not None:
+            np.copyto(cut_off, score, where=(line_steps - 1 == t)[:, None])
     flat = at_end.reshape(steps * 2, rows).argmax(0)  # the earliest best end
     step, which = np.divmod(flat, 2)
     ends = np.stack([step, last - 1 + which], 1)
-    return -at_end.reshape(steps * 2, rows)[flat, row_index], ends, back
+    best = at_end.reshape(steps * 2, rows)[flat, row_index]
+    if cut is not None:  # or the line's last step, characters left
+        left = length[:, None] - (np.arange(states)[None, :] + 1) // 2
+        short = cut_off - cut * np.maximum(left, 0)
+        state = short.argmax(1)
+        better = short[row_index, state] > best
+        best = np.where(better, short[row_index, state], best)
+        ends[better] = np.stack([line_steps - 1, state], 1)[better]
+    return -best, ends, back
 
 
 def _backtrack(back: np.ndarray, end: np.ndarray) -> list[tuple[int, int]]:

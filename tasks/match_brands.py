@@ -36,6 +36,9 @@ class MatchBrandsConfig(StageConfig):
         "alignment loses at most this many nats per character (plus one) to the greedy reading; 0: off"))
     spot_min_probability: float = Field(0.3, ge=0, le=1, description=(
         "brand spotting: geometric mean probability the name's characters need at the places they align to"))
+    verify_cost: float = Field(0.75, ge=0, le=5, description=(
+        "an inexact fuzzy match within one read needs the recogniser's scores of that read to support the name "
+        "at most this many nats per character (plus one) worse than its greedy reading; 0: not checked"))
 
 
 def match_brands(inputs: list[TextSet], config: MatchBrandsConfig, ctx: StageContext) -> DetectionSet:
@@ -51,7 +54,7 @@ def match_brands(inputs: list[TextSet], config: MatchBrandsConfig, ctx: StageCon
     names = {f.key: f.name for f in texts.frames}
     for frame_key in dict.fromkeys([*by_frame, *faint]):
         reads = by_frame[frame_key]
-        matches = matcher.match_frame(reads)
+        matches = matcher.match_frame(reads, config.verify_cost)
         used = {i for m in matches for i in m.reads}
         found = [_detection(m, reads, names.get(frame_key, "")) for m in matches]
         everything = reads + faint[frame_key]

@@ -68,16 +68,13 @@ def test_a_name_is_found_anywhere_on_a_longer_line_and_knows_whether_it_stands_a
     assert alone.steps[0] == 6  # a, -, b, -, " ", -, then p
 
 
-def test_trace_keeps_the_best_symbols_of_each_step_in_a_few_bytes():
+def test_trace_keeps_the_scores_to_a_32nd_of_a_nat_in_a_few_hundred_bytes():
     rng = np.random.default_rng(0)
     folded = rng.dirichlet(np.full(SYMBOLS, 0.1), size=40).astype(np.float32)
     data = encode(folded, 0.02)
     trace = Trace.decode(data)
-    assert len(data) < 400 and trace.logp.shape == (40, SYMBOLS) and trace.step_share == pytest.approx(0.02)
-    top = np.argsort(-folded, 1)[:, :2]
-    assert (np.argsort(-trace.logp, 1)[:, :2] == top).all()
-    kept = np.take_along_axis(folded, top, 1)
-    assert np.allclose(np.exp(np.take_along_axis(trace.logp, top, 1)), kept, rtol=0.06, atol=1e-3)
+    assert len(data) < 1000 and trace.logp.shape == (40, SYMBOLS) and trace.step_share == pytest.approx(0.02)
+    assert np.abs(trace.logp - np.log(np.maximum(folded, 1e-4))).max() <= 1 / 32 + 1e-6
     assert trace.place(0) == pytest.approx(0.01)
 
 
@@ -174,3 +171,25 @@ def test_run_ocr_keeps_lines_below_min_text_score_for_spotting_only(tmp_path):
     assert hit.cost < 0.5
     usual = run_ocr([frames], RunOcrConfig(), ctx)
     assert [r.text for r in usual.reads] == ["KESTREL"] and usual.faint == [] and usual.reads[0].trace
+
+
+def test_a_name_may_run_off_the_line_at_a_cost_per_letter_left_out():
+    spotter = Spotter(["altlbox", "rexona"])
+    cut_short = Trace.decode(encode(scores(word("tlbox")), 0.1))  # "tibox": Altibox's box cut on the left
+    assert spotter.cost(cut_short, 0, cut=1.5) == pytest.approx(3.0, abs=0.05)  # two letters off the line
+    assert spotter.cost(cut_short, 0, cut=1.5) < spotter.cost(cut_short, 0, cut=3.0)
+    inner = Trace.decode(encode(scores(word("rena")), 0.1))  # "rexona" would need x and o inside the line
+    assert spotter.cost(inner, 1, cut=1.5) > 0.75 * (6 + 1)  # over the budget match_brands gives it
+
+
+def test_fuzzy_matches_inside_longer_text_must_be_supported_by_the_scores():
+    brands = load_brands([{"name": "Santander"}, {"name": "Emirates"}, {"name": "Orbit Mobile"}])
+    matcher = BrandMatcher(brands, 80)
+    stadium = read_with(word("stadlon") + [" "] + word("an") + [" "] + word("der"), "STADION AN DER")
+    assert [m.brand for m in matcher.match_frame([stadium])] == ["Santander"]  # "nander" inside the line
+    assert matcher.match_frame([stadium], verify=0.75) == []  # no S, A or T before it in the scores
+    merged = read_with(word("flyemlrates"), "FLYEMlRATES")
+    assert [m.brand for m in matcher.match_frame([merged], verify=0.75)] == ["Emirates"]
+    # a whole-token match is not checked: OCR drops thin letters ("ORBIT MOE")
+    dropped = read_with(word("orblt") + [" "] + word("moe"), "ORBIT MOE")
+    assert [m.brand for m in matcher.match_frame([dropped], verify=0.75)] == ["Orbit Mobile"]
