@@ -10,7 +10,6 @@ recogniser gave each line: names its greedy reading got wrong ("PUmn" for PUMA).
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -18,12 +17,11 @@ import numpy as np
 from rapidfuzz import fuzz, process
 
 from mpr.brands import BrandList
+from mpr.folding import fold_char
 from mpr.records import Box, TextRead
 from mpr.spotting import Spot, Spotter, Trace
 from mpr.vision.rectify import covered, iou
 
-# Characters OCR confuses, folded to one representative on both sides.
-CONFUSIONS = str.maketrans({"0": "o", "1": "l", "i": "l", "|": "l", "!": "l", "5": "s", "$": "s", "8": "b"})
 TOKEN = re.compile(r"[^\W_]+")
 PARTIAL_MIN_LEN = 6  # shorter names only match whole tokens: "audi" must not match "audience"
 MAX_BOXES_PER_NAME = 3
@@ -40,8 +38,7 @@ def token_places(text: str) -> list[tuple[str, tuple[int, ...]]]:
     (characters are folded one by one, so a folded one can be traced back)."""
     folded, origin = [], []
     for i, char in enumerate(text):
-        f = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c))
-        f = f.lower().translate(CONFUSIONS)
+        f = fold_char(char)
         folded.append(f)
         origin += [i] * len(f)
     joined = "".join(folded)

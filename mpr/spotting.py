@@ -19,11 +19,12 @@ from __future__ import annotations
 
 import math
 import struct
-import unicodedata
 import zlib
 from dataclasses import dataclass
 
 import numpy as np
+
+from mpr.folding import fold_char
 
 BLANK, SEP, OTHER = 0, 1, 2  # CTC blank; space and punctuation; a letter outside LETTERS
 LETTERS = "abcdefghjklmnopqrstuvwxyz234679"  # what matching's folding leaves (i->l, 0->o, 1->l, 5->s, 8->b)
@@ -31,13 +32,6 @@ SYMBOLS = 3 + len(LETTERS)
 FLOOR = math.log(1e-4)  # log-probabilities below this count as this (one unlikely letter costs at most 9.2 nats)
 _QUANT = 16.0  # stored as round(-log p * 16), one byte
 _HEADER = struct.Struct("<Hf")  # steps, line share per step
-
-
-def fold_char(char: str) -> str:
-    from mpr.matching import CONFUSIONS
-
-    f = "".join(c for c in unicodedata.normalize("NFKD", char) if not unicodedata.combining(c))
-    return f.lower().translate(CONFUSIONS)
 
 
 def symbol_of(char: str) -> int:

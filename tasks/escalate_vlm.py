@@ -192,6 +192,6 @@ def _read_already(reads: list[TextRead], brand: str, box, brand_read) -> bool:
 
 STAGE = StageSpec("escalate_vlm", escalate_vlm, EscalateVlmConfig, accepts=DetectionSet, produces=DetectionSet,
                   gpu=True, uses_brands=True, helpers=(exemplar, continuity, group_candidates, detection, ask_vlm,
-                                                       local_vlm.chat_messages),
+                                                       local_vlm.chat_messages, BrandMatcher),
                   key_extra=lambda config: local_vlm.model_key(config.model_path) if config.backend == "transformers"
                   else None)

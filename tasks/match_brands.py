@@ -15,6 +15,7 @@ from mpr.escalation.candidates import dhash
 from mpr.imaging import crop
 from mpr.matching import BrandMatcher, Spotted, place_box, union
 from mpr.ocr_models import readable
+from mpr.folding import fold_char
 from mpr.spotting import Spotter
 from mpr.records import Candidate, Crop, Detection, DetectionSet, RegionKind, StageStats, TextRead, TextSet
 from mpr.errors import MprError
@@ -155,4 +156,4 @@ def _region_candidates(crops: list[Crop], detections: list[Detection], names: di
 
 
 STAGE = StageSpec("match_brands", match_brands, MatchBrandsConfig, accepts=TextSet, produces=DetectionSet,
-                  uses_brands=True, helpers=(BrandMatcher, Spotter, crop, dhash, encode_image, readable))
+                  uses_brands=True, helpers=(BrandMatcher, Spotter, fold_char, crop, dhash, encode_image, readable))

@@ -25,6 +25,7 @@ from mpr.matching import tokens
 from mpr.ocr import LineText, Runtime, default_streams, det_batch, detect_scale, get_engine, line_image
 from mpr.ocr_models import Charset, charset_indices
 from mpr.records import Box, CropSet, FrameSet, Quad, RegionKind, StageStats, TextRead, TextSet
+from mpr.folding import fold_char
 from mpr.spotting import encode
 from mpr.vision import debug
 from mpr.vision.rectify import covered, iou, map_box
@@ -295,5 +296,5 @@ def dedupe(reads: list[TextRead]) -> list[TextRead]:
 
 
 STAGE = StageSpec("run_ocr", run_ocr, RunOcrConfig, accepts=FrameSet, produces=TextSet,
-                  gpu=True, helpers=(get_engine, charset_indices, encode, line_image, detect_scale, map_box,
-                                     debug.draw_reads))
+                  gpu=True, helpers=(get_engine, charset_indices, encode, fold_char, line_image, detect_scale,
+                                     map_box, debug.draw_reads))
