@@ -161,9 +161,11 @@ def _exemplar(found: DetectionSet, exemplars, config: EscalateVlmConfig, ctx: St
     cands = found.unresolved
     matcher = BrandMatcher(ctx.brands, 80)
     brand_read = lru_cache(maxsize=None)(lambda text: (matcher.best(text) or (None,))[0])  # once per text
-    reads_at = {}
+    reads_at, detected_at = {}, {}
     for read in found.reads:
         reads_at.setdefault(read.frame_key, []).append(read)
+    for d in found.upstream:  # what match_brands found (spotted names have no fuzzy reading)
+        detected_at.setdefault(round(d.t, 3), []).append(d)
     detections: list[Detection] = []
     resolved: set[int] = set()
     groups = group_candidates(cands)
@@ -178,7 +180,8 @@ def _exemplar(found: DetectionSet, exemplars, config: EscalateVlmConfig, ctx: St
             cand = cands[i]
             for hit in hits:
                 box = cand.box if cand.kind == "text" else region_box(cand, hit.box)
-                if not _read_already(reads_at.get(cand.frame_key, []), hit.brand, box, brand_read):
+                if not _read_already(reads_at.get(cand.frame_key, []), hit.brand, box, brand_read) \
+                        and not _found_already(detected_at.get(round(cand.t, 3), []), hit.brand, box):
                     detections.append(detection(cand, hit.brand, hit.score, "escalate_vlm", "exemplar", box))
             resolved.add(i)
     return detections, resolved, len(groups)
@@ -188,6 +191,12 @@ def _read_already(reads: list[TextRead], brand: str, box, brand_read) -> bool:
     """A logo found in a band where OCR already read that brand's name: not a second detection."""
     return any(brand_read(read.text) == brand for read in reads
                if iou(read.box, box) >= 0.3 or covered(read.box, box) > 0.5 or covered(box, read.box) > 0.5)
+
+
+def _found_already(detections: list[Detection], brand: str, box) -> bool:
+    """A logo found where match_brands already detected that brand: not a second detection."""
+    return any(d.brand == brand and (iou(d.box, box) >= 0.3 or covered(d.box, box) > 0.5 or covered(box, d.box) > 0.5)
+               for d in detections)
 
 
 STAGE = StageSpec("escalate_vlm", escalate_vlm, EscalateVlmConfig, accepts=DetectionSet, produces=DetectionSet,

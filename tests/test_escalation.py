@@ -310,3 +310,15 @@ def test_a_rerun_of_match_brands_reuses_its_text_crops_without_decoding_frames(t
     [again] = match_brands([texts], MatchBrandsConfig(min_score=70), rerun).unresolved
     assert (again.crop_key, again.hash) == (first.crop_key, first.hash) and first.hash
     assert first.crop_key.startswith(f"text-crops/{CROP_VERSION}/frames/extract_frames-ab/000000/")
+
+
+def test_a_logo_found_where_match_brands_already_found_the_brand_is_not_a_second_detection():
+    """Spotted names have no fuzzy reading of their read's text: the exemplar search must also
+    look at what match_brands detected, by place and brand."""
+    from mpr.records import Detection
+    from tasks.escalate_vlm import _found_already
+
+    spotted = Detection(t=1.0, brand="Coop", confidence=0.4, box=(100.0, 50.0, 160.0, 70.0), resolver="spotting")
+    assert _found_already([spotted], "Coop", (98.0, 48.0, 162.0, 72.0))
+    assert not _found_already([spotted], "Altibox", (98.0, 48.0, 162.0, 72.0))
+    assert not _found_already([spotted], "Coop", (300.0, 50.0, 360.0, 70.0))
