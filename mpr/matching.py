@@ -168,7 +168,6 @@ class BrandMatcher:
                 chosen.append(_match(brand, score, window, a, b, reads))
         return chosen
 
-
     def spot_frame(self, reads: list[TextRead], taken: list[Box], cost_per_char: float,
                    min_probability: float) -> list[Spotted]:
         """Names spotted in one frame's reads, best first, none overlapping another or a box in
@@ -203,8 +202,8 @@ def _overlaps(a: Box, b: Box) -> bool:
 
 def _spot_place(read: TextRead, trace: Trace, spot: Spot) -> tuple[Box, str]:
     """Frame box and greedy text of the part of the read a spotted name covers."""
-    places = [trace.place(t) for t in spot.steps]
-    pitch = float(np.median(np.diff(places))) if len(places) > 1 else trace.step_share * 4
+    places = [trace.place(t) for t in spot.steps]  # SPOT_MIN_LEN letters or more
+    pitch = float(np.median(np.diff(places)))
     lo, hi = places[0] - 0.6 * pitch, places[-1] + 0.6 * pitch
     text = read.text
     if len(read.places) == len(read.text):
