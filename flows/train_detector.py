@@ -18,192 +18,30 @@ split by sorted name: even positions train, odd positions are held out.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import os
-import platform
 import shutil
 import sys
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 from mpr.settings import apply_offline_defaults
 
 apply_offline_defaults()  # before Prefect reads its settings
-os.environ.setdefault("YOLO_OFFLINE", "1")  # ultralytics: no update checks or downloads
 
 from prefect import flow, get_run_logger, task  # noqa: E402
 
-from mpr.detector_data import CLASSES, LOGO, build_dataset, write_data_yaml, yolo_lines  # noqa: E402
+from mpr import detector_training as dt  # noqa: E402
+from mpr.detector_data import CLASSES  # noqa: E402
 
-ROOT = Path(__file__).resolve().parents[1]
-REAL_DEV = ROOT.parent / "shared" / "data" / "real-dev" / "foocus"
-REAL_LABELS = REAL_DEV / "labels_foocus-test_2023-02-10-12-16-05.csv"
-WORK_DIR = ROOT / ".mpr-train"
 ONNX_NAME = "mpr-det.onnx"
+_require_ultralytics = dt.require_ultralytics
+_device = dt.device
 
-
-def _require_ultralytics():
-    try:
-        import ultralytics  # noqa: F401
-    except ImportError:
-        raise SystemExit("train_detector needs ultralytics (and torch): pip install -e '.[train]'") from None
-    return ultralytics
-
-
-# ---------------------------------------------------------------- data
-
-
-def read_real_labels(labels_csv: Path) -> dict[str, list[tuple]]:
-    """image name -> [(cls, x0, y0, x1, y1, w, h)], every label mapped to ``logo``."""
-    out: dict[str, list[tuple]] = {}
-    with open(labels_csv, newline="") as f:
-        for r in csv.DictReader(f):
-            x, y, w, h = (float(r[k]) for k in ("bbox_x", "bbox_y", "bbox_width", "bbox_height"))
-            out.setdefault(r["image_name"], []).append(
-                (LOGO, x, y, x + w, y + h, int(r["image_width"]), int(r["image_height"])))
-    return out
-
-
-def split_real(names) -> tuple[list[str], list[str]]:
-    """Sorted names: even positions train, odd positions held out."""
-    names = sorted(names)
-    return names[0::2], names[1::2]
-
-
-def _link(src: Path, dst: Path) -> None:
-    if dst.is_symlink() or dst.exists():
-        dst.unlink()
-    dst.symlink_to(src.resolve())
-
-
-def _write_real(labels: dict, names: list[str], images_dir: Path, img_out: Path, lbl_out: Path,
-                copies: int = 1) -> int:
-    img_out.mkdir(parents=True, exist_ok=True)
-    lbl_out.mkdir(parents=True, exist_ok=True)
-    n = 0
-    for name in names:
-        src = images_dir / name
-        if not src.is_file():
-            continue
-        rows = labels[name]
-        w, h = rows[0][5], rows[0][6]
-        text = "".join(line + "\n" for line in yolo_lines([r[:5] for r in rows], w, h))
-        for k in range(copies):
-            stem = f"real_{Path(name).stem}" + (f"_r{k}" if copies > 1 else "")
-            _link(src, img_out / f"{stem}{src.suffix}")
-            (lbl_out / f"{stem}.txt").write_text(text)
-            n += 1
-    return n
-
-
-@task(name="render-dataset", persist_result=False)
-def render_dataset(work_dir: Path, n_train: int, n_val: int, seed: int, workers: int) -> dict:
-    """The synthetic dataset; reused when a previous render had the same parameters."""
-    logger = get_run_logger()
-    root = work_dir / "dataset"
-    stats_path = root / "stats.json"
-    params = {"n_train": n_train, "n_val": n_val, "seed": seed}
-    if stats_path.is_file() and json.loads(stats_path.read_text()).get("params") == params:
-        logger.info("reusing the synthetic dataset in %s", root)
-        return json.loads(stats_path.read_text())
-    shutil.rmtree(root, ignore_errors=True)
-    t0 = time.time()
-    stats = build_dataset(root, n_train, n_val, seed, workers)
-    logger.info("rendered %d + %d synthetic images in %.0f s: %s", n_train, n_val, time.time() - t0, stats["boxes"])
-    return stats
-
-
-@task(name="add-real-split", persist_result=False)
-def add_real_split(work_dir: Path, real_labels: Path | None, oversample: int) -> dict:
-    """Link the real train half into the dataset (oversampled); build held-out and all-23 eval sets."""
-    logger = get_run_logger()
-    root = work_dir / "dataset"
-    for old in (root / "images" / "train").glob("real_*"):
-        old.unlink()
-    for old in (root / "labels" / "train").glob("real_*"):
-        old.unlink()
-    if real_labels is None or not Path(real_labels).is_file():
-        logger.warning("real labels not found (%s): training on synthetic data only", real_labels)
-        return {}
-    real_labels = Path(real_labels)
-    images_dir = real_labels.parent / "foocus_dataset_images"
-    labels = read_real_labels(real_labels)
-    train, held = split_real(labels)
-    n_train = _write_real(labels, train, images_dir, root / "images" / "train", root / "labels" / "train", oversample)
-    out = {"train": train, "heldout": held, "train_copies": n_train, "sets": {}}
-    for set_name, names in (("real_heldout", held), ("real_all", sorted(labels))):
-        set_root = work_dir / set_name
-        shutil.rmtree(set_root, ignore_errors=True)
-        _write_real(labels, names, images_dir, set_root / "images" / "val", set_root / "labels" / "val")
-        out["sets"][set_name] = {"yaml": str(write_data_yaml(set_root, train="images/val")),
-                                 "images": len(names),
-                                 "boxes": sum(len(labels[n]) for n in names)}
-    logger.info("real frames: %d train (x%d), %d held out", len(train), oversample, len(held))
-    return out
-
-
-# ---------------------------------------------------------------- training
-
-
-def _device() -> str | int:
-    import torch
-
-    return 0 if torch.cuda.is_available() else "cpu"
-
-
-@task(name="train", persist_result=False)
-def train(data_yaml: Path, work_dir: Path, model: str, epochs: int, imgsz: int, batch: int,
-          seed: int, hours: float | None, workers: int) -> dict:
-    _require_ultralytics()
-    import torch
-    from ultralytics import YOLO
-
-    device = _device()
-    # nbs=batch: one optimizer step per batch (few steps otherwise in a short CPU run);
-    # no flips: broadcast text is never mirrored; val only after the last epoch.
-    args = dict(data=str(data_yaml), epochs=epochs, imgsz=imgsz, batch=batch, nbs=batch, device=device,
-                workers=min(workers, 2), seed=seed, deterministic=False, project=str(work_dir / "runs"),
-                name="train", exist_ok=True, plots=False, amp=False, val=False, pretrained=False,
-                warmup_epochs=1, fliplr=0.0, mosaic=1.0, close_mosaic=min(3, max(1, epochs // 10)),
-                cache="ram", patience=0, verbose=True)
-    if hours:
-        args["time"] = hours
-    t0 = time.time()
-    yolo = YOLO(model)
-    yolo.train(**args)
-    seconds = time.time() - t0
-    best = work_dir / "runs" / "train" / "weights" / "best.pt"
-    last = best.with_name("last.pt")
-    weights = best if best.is_file() else last
-    hardware = (torch.cuda.get_device_name(0) if device == 0
-                else f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores")
-    return {"weights": str(weights), "seconds": seconds, "device": str(device), "hardware": hardware,
-            "epochs_done": _epochs_done(weights),
-            "args": {k: v for k, v in args.items() if k not in ("project",)},
-            "torch": torch.__version__}
-
-
-def _trained_info(weights: str) -> dict:
-    """What train() returned for these weights (train_info.json next to them), or what the checkpoint says."""
-    info_path = Path(weights).with_name("train_info.json")
-    if info_path.is_file():
-        return {**json.loads(info_path.read_text()), "weights": weights}
-    import torch
-
-    ckpt = torch.load(weights, map_location="cpu", weights_only=False)
-    args = dict(ckpt.get("train_args") or {})
-    return {"weights": weights, "seconds": None, "device": "?", "hardware": "unknown", "args": args,
-            "epochs_done": _epochs_done(weights), "torch": torch.__version__}
-
-
-def _epochs_done(weights: str | Path) -> int | None:
-    """Completed epochs: the rows of results.csv in the run directory (weights/../results.csv)."""
-    results = Path(weights).parent.parent / "results.csv"
-    if not results.is_file():
-        return None
-    return max(0, len(results.read_text().strip().splitlines()) - 1)
+# The training steps are plain functions (mpr.detector_training, also runnable without
+# Prefect on a bare GPU host); here they are Prefect tasks.
+render_dataset = task(dt.render_dataset, name="render-dataset", persist_result=False)
+add_real_split = task(dt.add_real_split, name="add-real-split", persist_result=False)
+train = task(dt.train_yolo, name="train", persist_result=False)
 
 
 @task(name="export-onnx", persist_result=False)
@@ -309,7 +147,7 @@ def model_card(info: dict) -> str:
         "",
         f"- {t['epochs_done']} epochs "
         + (f"(as many as fit in the time budget of {a['time']} h), " if a.get("time") else "")
-        + f"batch {a['batch']} (one optimizer step per batch), AdamW (ultralytics 'auto'), imgsz {a['imgsz']}, "
+        + f"batch {a['batch']} (one optimizer step per batch), optimizer {t.get('optimizer') or 'ultralytics auto'}, imgsz {a['imgsz']}, "
         f"mosaic on (off for the last {a['close_mosaic']} epochs), no horizontal flips (text is never mirrored), "
         "ultralytics default augmentation otherwise.",
         (f"- Time: {t['seconds'] / 60:.1f} min" if t.get("seconds") else "- Time: not recorded")
@@ -319,6 +157,7 @@ def model_card(info: dict) -> str:
         "Reproduce (from the repository root, in an environment with `pip install -e '.[train]'`):",
         "",
         "```",
+        *([t["command"], "# then export, evaluate and write this card:"] if t.get("command") else []),
         info["command"],
         "```",
         "",
@@ -340,7 +179,8 @@ def model_card(info: dict) -> str:
         "",
         "## Known limitations",
         "",
-        "- Small model trained briefly from scratch on CPU: treat it as a region proposer for OCR, not a "
+        f"- Small model trained from scratch ({t['epochs_done']} epochs, {(t.get('seconds') or 0) / 60:.0f} min on "
+        f"{'a GPU' if t['device'] != 'cpu' else 'a CPU'}): treat it as a region proposer for OCR, not a "
         "finished detector.  The gap between the synthetic and the real numbers above is the domain gap: "
         "on real frames it misses many logos and fires on clutter.",
         "- The synthetic scenes are simple (flat boards, stick-like players, crowd texture); real stadium "
@@ -355,9 +195,9 @@ def model_card(info: dict) -> str:
 
 @flow(name="train-detector", persist_result=False)
 def train_detector(out_dir: str = "models/detector", n_train: int = 1000, n_val: int = 150,
-                   epochs: int = 30, imgsz: int = 640, model: str = "models/detector/mpr-det.yaml", batch: int = 8,
-                   seed: int = 0, real_labels: str | None = str(REAL_LABELS), real_oversample: int = 5,
-                   hours: float | None = None, work_dir: str = str(WORK_DIR), opset: int = 12,
+                   epochs: int = 30, imgsz: int = 640, model: str = dt.DEFAULT_MODEL, batch: int = 8,
+                   seed: int = 0, real_labels: str | None = str(dt.REAL_LABELS), real_oversample: int = 5,
+                   hours: float | None = None, work_dir: str = str(dt.WORK_DIR), opset: int = 12,
                    weights: str | None = None, workers: int = 2, command: str | None = None) -> dict:
     """Render data, train (unless ``weights`` is given), export ONNX, evaluate, write the model card."""
     ul = _require_ultralytics()
@@ -367,10 +207,9 @@ def train_detector(out_dir: str = "models/detector", n_train: int = 1000, n_val:
     real = add_real_split(work, Path(real_labels) if real_labels else None, real_oversample)
     data_yaml = work / "dataset" / "data.yaml"
     if weights:
-        trained = _trained_info(weights)
+        trained = dt.trained_info(weights)
     else:
         trained = train(data_yaml, work, model, epochs, imgsz, batch, seed, hours, workers)
-        Path(trained["weights"]).with_name("train_info.json").write_text(json.dumps(trained, indent=1))
     onnx = export_onnx(trained["weights"], imgsz, out / ONNX_NAME, opset)
     ev = {"synthetic": evaluate(trained["weights"], str(data_yaml), imgsz)}
     for name, s in (real.get("sets") or {}).items():
@@ -391,21 +230,8 @@ def train_detector(out_dir: str = "models/detector", n_train: int = 1000, n_val:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m flows.train_detector", description=__doc__.splitlines()[0])
     ap.add_argument("--out-dir", default="models/detector")
-    ap.add_argument("--n-train", type=int, default=1000, help="synthetic training images")
-    ap.add_argument("--n-val", type=int, default=150, help="synthetic held-back images")
-    ap.add_argument("--epochs", type=int, default=30)
-    ap.add_argument("--imgsz", type=int, default=640)
-    ap.add_argument("--batch", type=int, default=8, help="also the nominal batch (one optimizer step per batch)")
-    ap.add_argument("--model", default="models/detector/mpr-det.yaml",
-                    help="ultralytics model YAML, trained from scratch (e.g. yolov8n.yaml)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--real-labels", default=str(REAL_LABELS),
-                    help="foocus labels CSV (images in foocus_dataset_images next to it); '' for none")
-    ap.add_argument("--real-oversample", type=int, default=5)
-    ap.add_argument("--hours", type=float, default=None, help="cap the training time (ultralytics time=)")
-    ap.add_argument("--work-dir", default=str(WORK_DIR), help="dataset and runs (not committed)")
+    dt.add_train_arguments(ap)
     ap.add_argument("--opset", type=int, default=12)
-    ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--weights", default=None, help="skip training: export and evaluate these weights")
     args = ap.parse_args(argv)
     _require_ultralytics()

@@ -49,7 +49,6 @@ from pathlib import Path
 from typing import NamedTuple
 
 import cv2
-import imageio_ffmpeg
 import numpy as np
 import yaml
 from PIL import Image, ImageDraw, ImageFont
@@ -639,6 +638,8 @@ def _truth(scene: Scene, source: str) -> dict:
 
 def _encode(scene: Scene, out_path: Path) -> None:
     """Stream frames as raw BGR into ffmpeg/libx264."""
+    import imageio_ffmpeg  # here, not at the top: rendering detector data needs no encoder
+
     spec = scene.spec
     cmd = [imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error",
            "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{spec.width}x{spec.height}",
