@@ -34,8 +34,6 @@ from mpr import detector_training as dt  # noqa: E402
 from mpr.detector_data import CLASSES  # noqa: E402
 
 ONNX_NAME = "mpr-det.onnx"
-_require_ultralytics = dt.require_ultralytics
-_device = dt.device
 
 # The training steps are plain functions (mpr.detector_training, also runnable without
 # Prefect on a bare GPU host); here they are Prefect tasks.
@@ -46,7 +44,7 @@ train = task(dt.train_yolo, name="train", persist_result=False)
 
 @task(name="export-onnx", persist_result=False)
 def export_onnx(weights: str, imgsz: int, out_path: Path, opset: int) -> dict:
-    _require_ultralytics()
+    dt.require_ultralytics()
     from ultralytics import YOLO
 
     try:
@@ -64,10 +62,10 @@ def export_onnx(weights: str, imgsz: int, out_path: Path, opset: int) -> dict:
 @task(name="evaluate", persist_result=False)
 def evaluate(weights: str, data_yaml: str, imgsz: int) -> dict:
     """mAP50 and mAP50-95 overall and per class with labels in the set."""
-    _require_ultralytics()
+    dt.require_ultralytics()
     from ultralytics import YOLO
 
-    m = YOLO(weights).val(data=data_yaml, imgsz=imgsz, batch=8, device=_device(), plots=False,
+    m = YOLO(weights).val(data=data_yaml, imgsz=imgsz, batch=8, device=dt.device(), plots=False,
                           split="val", workers=0, verbose=False, save_json=False)
     per_class = {}
     for i, c in enumerate(m.box.ap_class_index):
@@ -200,7 +198,7 @@ def train_detector(out_dir: str = "models/detector", n_train: int = 1000, n_val:
                    hours: float | None = None, work_dir: str = str(dt.WORK_DIR), opset: int = 12,
                    weights: str | None = None, workers: int = 2, command: str | None = None) -> dict:
     """Render data, train (unless ``weights`` is given), export ONNX, evaluate, write the model card."""
-    ul = _require_ultralytics()
+    ul = dt.require_ultralytics()
     logger = get_run_logger()
     work, out = Path(work_dir), Path(out_dir)
     data = render_dataset(work, n_train, n_val, seed, workers)
@@ -234,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--opset", type=int, default=12)
     ap.add_argument("--weights", default=None, help="skip training: export and evaluate these weights")
     args = ap.parse_args(argv)
-    _require_ultralytics()
+    dt.require_ultralytics()
     train_detector(out_dir=args.out_dir, n_train=args.n_train, n_val=args.n_val, epochs=args.epochs,
                    imgsz=args.imgsz, model=args.model, batch=args.batch, seed=args.seed,
                    real_labels=args.real_labels or None, real_oversample=args.real_oversample,
