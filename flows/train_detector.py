@@ -7,12 +7,8 @@ Stages (Prefect tasks): render the synthetic dataset (mpr.detector_data) -> add 
 train half of the real labelled frames, if present -> train a YOLO model from its
 YAML (from scratch, no pretrained weights) -> export ONNX (no NMS: output
 (1, 4 + nc, N)) -> evaluate mAP on the synthetic held-back split and the real
-held-out half -> write MODEL_CARD.md next to the ONNX file.
-
-Real frames (footage belongs to its league) are read in place and linked into the
-work directory, never copied into the repository.  Their labels only mark two
-brands (Coop, Altibox); both map to class ``logo``.  The 23 labelled images are
-split by sorted name: even positions train, odd positions are held out.
+held-out half -> write MODEL_CARD.md next to the ONNX file.  The first three are
+mpr.detector_training's functions (how real frames are used and split: its docstring).
 """
 
 from __future__ import annotations

@@ -144,8 +144,10 @@ def device() -> str | int:
 
 
 def train_yolo(data_yaml: Path, work_dir: Path, model: str, epochs: int, imgsz: int, batch: int,
-               seed: int, hours: float | None, workers: int) -> dict:
-    """Train from the model YAML (random init); returns what the model card needs (train_info.json)."""
+               seed: int, hours: float | None, workers: int, command: str | None = None) -> dict:
+    """Train from the model YAML (random init) or a .pt; returns what the model card needs, also
+    written to train_info.json next to the weights (with `command`, the training command line,
+    when it ran apart from the flow)."""
     require_ultralytics()
     import torch
     from ultralytics import YOLO
@@ -177,7 +179,7 @@ def train_yolo(data_yaml: Path, work_dir: Path, model: str, epochs: int, imgsz: 
     info = {"weights": str(weights), "seconds": seconds, "device": str(dev), "hardware": hardware,
             "epochs_done": epochs_done(weights), "optimizer": optimizer,
             "args": {k: v for k, v in args.items() if k != "project"},
-            "torch": torch.__version__}
+            "torch": torch.__version__, **({"command": command} if command else {})}
     weights.with_name("train_info.json").write_text(json.dumps(info, indent=1))
     return info
 
@@ -239,9 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     real = add_real_split(work, Path(a.real_labels) if a.real_labels else None, a.real_oversample)
     (work / "data_info.json").write_text(json.dumps({"data": data, "real": real}, indent=1))
     info = train_yolo(work / "dataset" / "data.yaml", work, a.model, a.epochs, a.imgsz, a.batch, a.seed,
-                      a.hours, a.workers)
-    info["command"] = "python -m mpr.detector_training " + " ".join(argv if argv is not None else sys.argv[1:])
-    Path(info["weights"]).with_name("train_info.json").write_text(json.dumps(info, indent=1))
+                      a.hours, a.workers,
+                      "python -m mpr.detector_training " + " ".join(argv if argv is not None else sys.argv[1:]))
     log.info("trained %s epochs in %.0f s: %s", info["epochs_done"], info["seconds"], info["weights"])
     return 0
 
