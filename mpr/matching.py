@@ -87,6 +87,7 @@ class BrandMatcher:
         self.min_score = min_score
         self.names: list[str] = []  # compact normalised alias
         self.owner: list[str] = []  # canonical brand of each alias
+        self.words: list[int] = []  # how many tokens each alias is written in
         self.max_tokens = 1
         for brand in brands.brands:
             for alias in [brand.name, *brand.aliases]:
@@ -94,6 +95,7 @@ class BrandMatcher:
                 if toks:
                     self.names.append("".join(toks))
                     self.owner.append(brand.name)
+                    self.words.append(len(toks))
                     self.max_tokens = max(self.max_tokens, len(toks))
         self.long_names = [i for i, n in enumerate(self.names) if len(n) >= PARTIAL_MIN_LEN]
         self._spot_names = [i for i, n in enumerate(self.names) if len(n) >= SPOT_MIN_LEN]
@@ -143,21 +145,36 @@ class BrandMatcher:
         cost = self._spotter.cost(Trace.decode(read.trace), spot, 2 * cost_per_char)
         return cost <= cost_per_char * (len(self.names[name]) + 1)
 
+    def _plausible(self, hit: _Hit, window: list[_Token], reads: list[TextRead], verify: float) -> bool:
+        """Whether an inexact match stands. A name inside longer text must not cross a word
+        break ("arena intility" holds "renaint", 86 from "renault") and, within one read, needs
+        the recogniser's scores of that read to support it (`_supported`): "STADION AN DER" holds
+        "nander", 80 from "santander" by fuzz.partial_ratio, but the recogniser saw no S, A or T
+        before it. So does a whole-token match within one read that joins more words than the
+        name has ("sonep ur") or drops no letter ("fatea" for "fanta"). Whole tokens with letters
+        dropped are not checked: OCR drops thin letters, and "ORBIT MOE" for Orbit Mobile is as
+        far from the scores as a wrong brand would be."""
+        if hit.inside:
+            touched = _touched(window, *hit.span)
+            if len(touched) > self.words[hit.name]:
+                return False
+            one = {t.read for t in touched}
+            return len(one) > 1 or self._supported(reads[one.pop()], hit.name, verify)
+        one = {t.read for t in window}
+        misread = sum(len(t.text) for t in window) >= len(self.names[hit.name])  # no letter dropped
+        if len(one) > 1 or not (misread or len(window) > self.words[hit.name]):
+            return True
+        return self._supported(reads[one.pop()], hit.name, verify)
+
     def match_frame(self, reads: list[TextRead], verify: float = 0.0) -> list[Match]:
         """Non-overlapping brand matches among one frame's reads, best first: a name may span
         reads on one line, and one read may hold several names (a board row read as one line).
-        With `verify` > 0, an inexact match of a name inside longer text of one read also needs
-        the recogniser's scores of that read to support the name (`_supported`): "STADION AN
-        DER" holds "nander", 80 from "santander" by fuzz.partial_ratio, but the recogniser saw
-        no S, A or T before it. (Whole-token matches are not checked: OCR drops thin letters,
-        and "ORBIT MOE" for Orbit Mobile is as far from the scores as a wrong brand would be.)"""
+        With `verify` > 0, an inexact match is vetted (`_plausible`)."""
         found = []
         for group in _lines(reads):
             toks = [_Token(t, i, chars) for i in group for t, chars in token_places(reads[i].text)]
             for hit, window in self._hits(toks):
-                one = {t.read for t in window}
-                if verify and hit.inside and hit.score < 100 and len(one) == 1 \
-                        and not self._supported(reads[one.pop()], hit.name, verify):
+                if verify and hit.score < 100 and not self._plausible(hit, window, reads, verify):
                     continue
                 found.append((hit.score, len(window), hit.brand, window, hit.span))
         chosen, used = [], set()
@@ -209,6 +226,16 @@ def _spot_place(read: TextRead, trace: Trace, spot: Spot) -> tuple[Box, str]:
     if len(read.places) == len(read.text):
         text = "".join(c for c, p in zip(read.text, read.places) if lo <= p <= hi).strip()
     return line_box(read, max(0.0, lo), min(1.0, hi)), text
+
+
+def _touched(window: list[_Token], a: int, b: int) -> list[_Token]:
+    """The window's tokens that characters a:b of their joined text fall in."""
+    out, start = [], 0
+    for t in window:
+        if start < b and start + len(t.text) > a:
+            out.append(t)
+        start += len(t.text)
+    return out
 
 
 def _match(brand: str, score: float, window: list[_Token], a: int, b: int, reads: list[TextRead]) -> Match:

@@ -2,7 +2,8 @@
 that do not appear in the dev footage. They join the run's brand list, so every detection
 of one is a false detection: a precision check of matching and spotting against a brand
 list ten times longer than the footage's own. Names visible somewhere in the dev data
-(adidas, Toyota, Elkjop, Umbro, Facebook on foocus boards, ...) are left out.
+(adidas, Toyota, Elkjop, Umbro, Facebook on foocus boards, Unibet on a Bundesliga board
+the manifest does not list, ...) are left out.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ Amstel; Peroni; Jameson; Hennessy; Martini; Bacardi; Smirnoff; Aviva; Barclays; 
 Klarna; Revolut; Rabobank; Commerzbank; Telekom; Orange; Movistar; Verizon; Armani; Gucci; Prada;
 Versace; Zara; Uniqlo; Levi's; Reebok; Kappa; Joma; Hummel; Mizuno; Asics; Errea; Macron; Lotto;
 Diadora; Fila; Nordea; Equinor; Telenor; Gjensidige; Lidl; Aldi; Tesco; Carrefour; Kaufland; Ikea;
-Tipico; Ladbrokes; Betfair; Stake; Parimatch; Bet365; Betano; Superbet; Unibet; Bwin; Betway; Sky;
+Tipico; Ladbrokes; Betfair; Stake; Parimatch; Bet365; Betano; Superbet; Bwin; Betway; Sky;
 Virgin; Airtel; Tata; Infosys; Aramco; Etisalat; Saudia; Visit Rwanda; Hisense; Mengniu; Wanda;
 Vivo; Oppo; Crypto.com; Booking.com; EA Sports; PlayStation; Qualcomm; Intel; Samsung; Hyundai; Kia;
 Coca-Cola; McDonald's; Mastercard; Gazprom; Santander; Audi; BMW; Mercedes-Benz; Volkswagen; Sony

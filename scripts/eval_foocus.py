@@ -114,6 +114,8 @@ def main(argv=None) -> int:
         false = Counter(d.brand for d in report.detections if d.brand not in LEAGUE_BRANDS)
         print(f"distractor detections (false, of {len(extra)} distractors): "
               + (", ".join(f"{b} {n}" for b, n in false.most_common()) or "none"))
+        for d in (d for d in report.detections if d.brand not in LEAGUE_BRANDS):
+            print(f"  false {d.brand}: read {d.text!r} by {d.resolver} in {d.frame}")
     stages = {s.name: s.seconds for s in report.stages}
     print("stage seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items()))
     return 0

@@ -193,3 +193,30 @@ def test_fuzzy_matches_inside_longer_text_must_be_supported_by_the_scores():
     # a whole-token match is not checked: OCR drops thin letters ("ORBIT MOE")
     dropped = read_with(word("orblt") + [" "] + word("moe"), "ORBIT MOE")
     assert [m.brand for m in matcher.match_frame([dropped], verify=0.75)] == ["Orbit Mobile"]
+
+
+def test_an_inexact_match_joining_more_words_of_a_read_than_the_name_has_must_be_supported():
+    matcher = BrandMatcher(load_brands([{"name": "Renault"}, {"name": "sonepar"}]), 80)
+    # the ends of two "intility arena" boards: "renalnt" is 86 from "renault" once joined
+    boards = read_with(word("rena") + [" "] + word("lnt"), "rena int")
+    assert [m.brand for m in matcher.match_frame([boards])] == ["Renault"]
+    assert matcher.match_frame([boards], verify=0.75) == []  # no U where the recogniser saw a space and N
+    # a name OCR split with a space and misread a letter of still matches when the scores hold it
+    split = read_with(word("sonep") + [{" ": 0.5, "a": 0.4}] + ["-", {"u": 0.55, "a": 0.45}, "-", "r", "-"],
+                      "sonep ur")
+    assert [m.brand for m in matcher.match_frame([split], verify=0.75)] == ["sonepar"]
+
+
+def test_inexact_matches_are_vetted_unless_letters_were_dropped():
+    matcher = BrandMatcher(load_brands([{"name": "Fanta"}, {"name": "Renault"}, {"name": "Orbit Mobile"}]), 80)
+    misread = read_with(word("fatea"), "fatea")  # 80 from "fanta"; no N where the recogniser saw T
+    assert [m.brand for m in matcher.match_frame([misread])] == ["Fanta"]
+    assert matcher.match_frame([misread], verify=0.75) == []
+    likely = read_with(word("fa") + [{"n": 0.4, "t": 0.5}, "-", *word("ta")], "fatta")
+    assert [m.brand for m in matcher.match_frame([likely], verify=0.75)] == ["Fanta"]
+    # inside longer text across a word break: dropped whatever the scores say
+    boards = read_with(word("arena") + [{" ": 0.5, "u": 0.4}, "-", *word("lntlllty")], "arena intility")
+    assert [m.brand for m in matcher.match_frame([boards])] == ["Renault"]
+    assert matcher.match_frame([boards], verify=0.75) == []
+    dropped = read_with(word("orblt") + [" "] + word("moe"), "ORBIT MOE")  # letters dropped: not vetted
+    assert [m.brand for m in matcher.match_frame([dropped], verify=0.75)] == ["Orbit Mobile"]

@@ -87,7 +87,7 @@ def _sources(by_sample, frames: list[Sample], i: int, window: int, skip: set[str
         if j == i:
             continue
         for d in reads:
-            if d.brand in skip or d.resolver not in ("ocr", "alias", "spotting"):
+            if d.brand in skip or d.resolver not in ("ocr", "spotting"):
                 continue
             overlay = d.region == "overlay"
             if not overlay and (distance > window or frames[j].shot != frames[i].shot):
