@@ -14,7 +14,7 @@ from tasks.stage import StageConfig, StageContext, StageSpec
 
 class PreprocessConfig(StageConfig):
     kinds: tuple[RegionKind, ...] = Field(("board_band", "board", "overlay", "logo"), description="regions to crop")
-    board_height: int = Field(40, ge=8, le=256, description="board-band strips are scaled so boards are this tall")
+    board_height: int = Field(64, ge=8, le=256, description="board-band strips are scaled so boards are this tall")
     band_height: tuple[int, int] = Field((48, 256), description="smallest and largest band strip height, pixels")
     short_side: int = Field(960, ge=0, le=4320, description=(
         "crops are enlarged at least as much as a frame enlarged to this short side (low-resolution "
