@@ -111,10 +111,10 @@ def main(argv=None) -> int:
     others = Counter(d.brand for d in report.detections if d.brand not in SCORED and d.brand in LEAGUE_BRANDS)
     print("other brands detected (not scored): " + (", ".join(f"{b} {n}" for b, n in others.most_common()) or "none"))
     if args.distractors:
-        false = Counter(d.brand for d in report.detections if d.brand not in LEAGUE_BRANDS)
+        wrong = [d for d in report.detections if d.brand not in LEAGUE_BRANDS]
         print(f"distractor detections (false, of {len(extra)} distractors): "
-              + (", ".join(f"{b} {n}" for b, n in false.most_common()) or "none"))
-        for d in (d for d in report.detections if d.brand not in LEAGUE_BRANDS):
+              + (", ".join(f"{b} {n}" for b, n in Counter(d.brand for d in wrong).most_common()) or "none"))
+        for d in wrong:
             print(f"  false {d.brand}: read {d.text!r} by {d.resolver} in {d.frame}")
     stages = {s.name: s.seconds for s in report.stages}
     print("stage seconds: " + ", ".join(f"{k} {v:.1f}" for k, v in stages.items()))
