@@ -7,7 +7,7 @@ frame list forward, so the final stage sees every sampled frame, kept or dropped
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -151,6 +151,7 @@ class TextSet(FrameSet):
     faint: list[TextRead] = Field(default_factory=list)
     crops: list[Crop] = Field(default_factory=list)  # the regions that were read (logo escalation searches them)
     charset: str = "full"  # the alphabet OCR read with (run_ocr.charset)
+    engine: dict[str, Any] = Field(default_factory=dict)  # the OCR engine's options (mpr.ocr.get_engine)
 
 
 class Detection(BaseModel):

@@ -1,5 +1,8 @@
 """match_brands: OCR text -> brand detections; the rest stays as unresolved candidates.
 
+Names are found by fuzzy matching the reads, by spotting them in the recogniser's scores,
+and by a closer look (mpr.closer_look) around the few reads per frame that nearly spot one.
+
 Candidates are what escalation looks at: text that matched no brand (cropped from its
 frame), and regions (the detector's logo and board boxes, board bands) in which no brand
 was read, each with a perceptual hash so near-identical ones are asked about once.
@@ -7,20 +10,26 @@ was read, each with a perceptual hash so near-identical ones are asked about onc
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections import defaultdict
+from functools import lru_cache
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
+from mpr import closer_look
+from mpr.closer_look import MIN_TEXT_SCORE, Look, look_closer, look_region, turnable
 from mpr.escalation.candidates import dhash
 from mpr.imaging import crop
+from mpr.ocr import get_engine, line_image
 from mpr.matching import BrandMatcher, Spotted, place_box, union
 from mpr.ocr_models import readable
 from mpr.folding import fold_char
 from mpr.spotting import Spotter
-from mpr.records import Candidate, Crop, Detection, DetectionSet, RegionKind, StageStats, TextRead, TextSet
+from mpr.records import Box, Candidate, Crop, Detection, DetectionSet, RegionKind, StageStats, TextRead, TextSet
 from mpr.errors import MprError
 from mpr.store import code_digest, decode_image, encode_image
-from mpr.vision.rectify import covered
+from mpr.vision.rectify import covered, iou
 from tasks.stage import StageConfig, StageContext, StageSpec
 
 
@@ -40,6 +49,19 @@ class MatchBrandsConfig(StageConfig):
     verify_cost: float = Field(0.75, ge=0, le=5, description=(
         "an inexact fuzzy match within one read needs the recogniser's scores of that read to support the name "
         "at most this many nats per character (plus one) worse than its greedy reading; 0: not checked"))
+    closer_look: int = Field(3, ge=0, le=20, description=(
+        "near misses per frame read again, enlarged and turned (mpr.closer_look): reads in which a brand spots "
+        "within near_cost but not spot_cost; 0: off"))
+    near_cost: float = Field(2.0, ge=0, le=10, description="closer_look: spotting cost per character of a near miss")
+    closer_angles: list[float] = Field([0.0, 20.0, -20.0], min_length=1, max_length=8, description=(
+        "closer_look: angles (degrees) the enlarged region is read at"))
+
+    @field_validator("closer_angles")
+    @classmethod
+    def _angles(cls, angles: list[float]) -> list[float]:
+        if any(abs(a) > 90 for a in angles):
+            raise ValueError("closer_angles must lie within -90..90 degrees")
+        return angles
 
 
 def match_brands(inputs: list[TextSet], config: MatchBrandsConfig, ctx: StageContext) -> DetectionSet:
@@ -62,7 +84,10 @@ def match_brands(inputs: list[TextSet], config: MatchBrandsConfig, ctx: StageCon
         spotted = matcher.spot_frame(everything, [d.box for d in found], config.spot_cost,
                                      config.spot_min_probability)
         used |= {s.read for s in spotted}
-        detections += found + [_spotted(s, everything[s.read], names.get(frame_key, "")) for s in spotted]
+        found += [_spotted(s, everything[s.read], names.get(frame_key, "")) for s in spotted]
+        if config.closer_look and texts.engine and everything:
+            found += _closer_looks(everything, found, matcher, config, ctx, texts.engine, names.get(frame_key, ""))
+        detections += found
         leftovers += [r for i, r in enumerate(reads) if i not in used and _worth_escalating(r, config)]
     unresolved = _candidates(leftovers[:config.max_unresolved], names, config, ctx)
     room = config.max_unresolved - len(unresolved)
@@ -73,6 +98,65 @@ def match_brands(inputs: list[TextSet], config: MatchBrandsConfig, ctx: StageCon
     return texts.carry(DetectionSet, reads=reads, detections=detections, unresolved=unresolved, counts=counts,
                        charset=texts.charset, notes=texts.notes + _unreadable_names(ctx.brands, texts.charset),
                        stats=StageStats(items_in=len(texts.reads), items_out=len(detections)))
+
+
+def _closer_looks(reads: list[TextRead], found: list[Detection], matcher: BrandMatcher, config: MatchBrandsConfig,
+                  ctx: StageContext, engine: dict, frame_name: str) -> list[Detection]:
+    """Brands found by reading again, enlarged and turned, around the frame's best near misses:
+    reads in which a brand not found there spots within `near_cost` (mpr.closer_look)."""
+    near = matcher.spot_frame(reads, [d.box for d in found], config.near_cost, 0.0)[:config.closer_look]
+    frame_key = reads[0].frame_key if reads else ""
+    image = lru_cache(maxsize=1)(lambda: ctx.store.get_image(frame_key))  # decoded only when a look is new
+    out: list[Detection] = []
+    looked: list[Box] = []
+    for miss in near:
+        first = reads[miss.read]
+        if any(covered(first.box, region) > 0.8 for region in looked):
+            continue  # inside an earlier look's region
+        looked.append(look_region(UNCLIPPED, first.box)[0])
+        for angle in config.closer_angles:
+            if angle and not turnable(first.box):
+                continue
+            clear = [_look_read(first, look) for look in _look(ctx, engine, image, first, angle)
+                     if look.text.strip() and look.score >= MIN_TEXT_SCORE]
+            matches = [_detection(m, clear, frame_name) for m in matcher.match_frame(clear, config.verify_cost)]
+            out += [d.model_copy(update={"resolver": "closer_look"}) for d in matches
+                    if not any(_overlap(d.box, other.box) for other in [*found, *out])]
+            if matches:
+                break  # upright first: turned views only where it read no brand
+    return out
+
+
+def _look(ctx: StageContext, engine: dict, image, read: TextRead, angle: float) -> list[Look]:
+    """`look_closer` around a read, kept in the store under what it is computed from (the frame,
+    the line's box, the angle, the engine and the code), so a rerun of this stage reads nothing again."""
+    basis = json.dumps([read.frame_key, [round(v, 1) for v in read.box], angle, engine], sort_keys=True)
+    key = f"closer-looks/{LOOK_VERSION}/{hashlib.blake2b(basis.encode(), digest_size=16).hexdigest()}.json"
+    try:
+        return [Look(tuple(b), q and tuple(map(tuple, q)), t, s, tuple(p))
+                for b, q, t, s, p in json.loads(ctx.store.get_bytes(key))]
+    except (MprError, ValueError):  # not looked at yet
+        pass
+    ocr = get_engine(engine["name"], **{k: v for k, v in engine.items() if k != "name"})
+    looks = look_closer(image(), read.box, ocr, angle)
+    ctx.store.put_bytes(key, json.dumps([list(look) for look in looks]).encode())
+    return looks
+
+
+UNCLIPPED = (1 << 16, 1 << 16)  # a frame shape that clips no look region
+LOOK_VERSION = code_digest(closer_look, line_image, size=4)  # changed code must not reuse old looks
+
+
+def _look_read(first: TextRead, look: Look) -> TextRead:
+    text = look.text.strip()
+    lead = len(look.text) - len(look.text.lstrip())
+    places = look.places[lead:lead + len(text)] if look.quad and len(look.places) == len(look.text) else ()
+    return TextRead(t=first.t, frame_key=first.frame_key, text=text, score=look.score, box=look.box,
+                    region=first.region, quad=look.quad, places=places)
+
+
+def _overlap(a, b) -> bool:
+    return iou(a, b) > 0.3 or covered(a, b) > 0.5 or covered(b, a) > 0.5
 
 
 def _unreadable_names(brands, charset: str) -> list[str]:
@@ -156,4 +240,5 @@ def _region_candidates(crops: list[Crop], detections: list[Detection], names: di
 
 
 STAGE = StageSpec("match_brands", match_brands, MatchBrandsConfig, accepts=TextSet, produces=DetectionSet,
-                  uses_brands=True, helpers=(BrandMatcher, Spotter, fold_char, crop, dhash, encode_image, readable))
+                  uses_brands=True,
+                  helpers=(BrandMatcher, Spotter, fold_char, crop, dhash, encode_image, readable, look_closer))

@@ -85,8 +85,8 @@ def run_ocr(inputs: list[FrameSet], config: RunOcrConfig, ctx: StageContext) -> 
     for crop in crops or []:
         crops_of[crop.frame_key].append(crop)
     streams = config.streams or default_streams(config.runtime)
-    engine = get_engine(config.engine, runtime=config.runtime, threads=config.threads, charset=config.charset,
-                        streams=streams)
+    options = {"runtime": config.runtime, "threads": config.threads, "charset": config.charset, "streams": streams}
+    engine = get_engine(config.engine, **options)
 
     with ThreadPoolExecutor(streams) as pool:  # frames are independent; the engine has a request per stream
         found = _detect_repeated_crops(crops or [], engine, config, ctx, pool)
@@ -99,7 +99,7 @@ def run_ocr(inputs: list[FrameSet], config: RunOcrConfig, ctx: StageContext) -> 
     overlays = [d.overlay for d in done if d.overlay]
     return frames_in.carry(TextSet, reads=reads, faint=[r for d in done for r in d.faint], crops=crops or [],
                            overlays=frames_in.overlays + overlays,
-                           charset=config.charset,
+                           charset=config.charset, engine={"name": config.engine, **options},
                            stats=StageStats(items_in=sum(d.images for d in done), items_out=len(reads)))
 
 
