@@ -53,6 +53,9 @@ class MatchBrandsConfig(StageConfig):
         "near misses per frame read again, enlarged and turned (mpr.closer_look): reads in which a brand spots "
         "within near_cost but not spot_cost; 0: off"))
     near_cost: float = Field(2.0, ge=0, le=10, description="closer_look: spotting cost per character of a near miss")
+    closer_min_score: float = Field(90.0, ge=0, le=100, description=(
+        "closer_look: rapidfuzz score a match there needs (it reads more, turned too: partial words such as "
+        "'rena' for Rexona at 80 would add false brands)"))
     closer_angles: list[float] = Field([0.0, 20.0, -20.0], min_length=1, max_length=8, description=(
         "closer_look: angles (degrees) the enlarged region is read at"))
 
@@ -119,7 +122,8 @@ def _closer_looks(reads: list[TextRead], found: list[Detection], matcher: BrandM
                 continue
             clear = [_look_read(first, look) for look in _look(ctx, engine, image, first, angle)
                      if look.text.strip() and look.score >= MIN_TEXT_SCORE]
-            matches = [_detection(m, clear, frame_name) for m in matcher.match_frame(clear, config.verify_cost)]
+            matches = [_detection(m, clear, frame_name) for m in matcher.match_frame(clear, config.verify_cost)
+                       if m.score >= config.closer_min_score]
             out += [d.model_copy(update={"resolver": "closer_look"}) for d in matches
                     if not any(_overlap(d.box, other.box) for other in [*found, *out])]
             if matches:
