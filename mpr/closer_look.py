@@ -31,6 +31,8 @@ MAX_ZOOM = 6.0  # enlarged at most this much
 MIN_TEXT_SCORE = 0.5  # confidence a line read there needs for fuzzy matching (run_ocr's default)
 PAD_X, PAD_Y = 2.5, 0.8  # room around the line, x its height (the rest of a name lies beside it)
 MAX_TURNED_ASPECT = 4.0  # lines wider than this x their height are read upright only
+MIN_ZOOM = 1.25  # a long line enlarged less than this is not looked at again
+UNCLIPPED = (1 << 16, 1 << 16)  # a frame shape that clips no region
 
 
 class Look(NamedTuple):
@@ -56,9 +58,13 @@ def look_closer(frame: np.ndarray, box: Box, engine, angle: float = 0.0) -> list
     return [Look(_bounds(c), _reading(c), t.text, t.score, t.places) for c, t in zip(corners, texts)]
 
 
-def turnable(box: Box) -> bool:
-    """Worth reading turned: a compact word (a shirt's), not a long line, which turned is mostly canvas."""
-    return box[2] - box[0] <= MAX_TURNED_ASPECT * (box[3] - box[1])
+def views(box: Box, angles: list[float]) -> list[float]:
+    """The angles worth reading a line's region at: turned only for a compact word (a shirt's; a
+    long line turned is mostly canvas), upright only where the region is enlarged (a large long
+    line read again as it was reads what the first read did)."""
+    compact = box[2] - box[0] <= MAX_TURNED_ASPECT * (box[3] - box[1])
+    enlarged = look_region(UNCLIPPED, box)[1] >= MIN_ZOOM
+    return [a for a in angles if (compact if a else compact or enlarged)]
 
 
 def look_region(shape: tuple[int, ...], box: Box) -> tuple[tuple[int, int, int, int], float]:

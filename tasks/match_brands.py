@@ -18,7 +18,7 @@ from functools import lru_cache
 from pydantic import Field, field_validator
 
 from mpr import closer_look
-from mpr.closer_look import MIN_TEXT_SCORE, Look, look_closer, look_region, turnable
+from mpr.closer_look import MIN_TEXT_SCORE, UNCLIPPED, Look, look_closer, look_region, views
 from mpr.escalation.candidates import dhash
 from mpr.imaging import crop
 from mpr.ocr import get_engine, line_image
@@ -107,7 +107,8 @@ def _closer_looks(reads: list[TextRead], found: list[Detection], matcher: BrandM
                   ctx: StageContext, engine: dict, frame_name: str) -> list[Detection]:
     """Brands found by reading again, enlarged and turned, around the frame's best near misses:
     reads in which a brand not found there spots within `near_cost` (mpr.closer_look)."""
-    near = matcher.spot_frame(reads, [d.box for d in found], config.near_cost, 0.0)[:config.closer_look]
+    near = [miss for miss in matcher.spot_frame(reads, [d.box for d in found], config.near_cost, 0.0)
+            if views(reads[miss.read].box, config.closer_angles)][:config.closer_look]
     frame_key = reads[0].frame_key if reads else ""
     image = lru_cache(maxsize=1)(lambda: ctx.store.get_image(frame_key))  # decoded only when a look is new
     out: list[Detection] = []
@@ -117,9 +118,7 @@ def _closer_looks(reads: list[TextRead], found: list[Detection], matcher: BrandM
         if any(covered(first.box, region) > 0.8 for region in looked):
             continue  # inside an earlier look's region
         looked.append(look_region(UNCLIPPED, first.box)[0])
-        for angle in config.closer_angles:
-            if angle and not turnable(first.box):
-                continue
+        for angle in views(first.box, config.closer_angles):
             clear = [_look_read(first, look) for look in _look(ctx, engine, image, first, angle)
                      if look.text.strip() and look.score >= MIN_TEXT_SCORE]
             matches = [_detection(m, clear, frame_name) for m in matcher.match_frame(clear, config.verify_cost)
@@ -147,7 +146,6 @@ def _look(ctx: StageContext, engine: dict, image, read: TextRead, angle: float) 
     return looks
 
 
-UNCLIPPED = (1 << 16, 1 << 16)  # a frame shape that clips no look region
 LOOK_VERSION = code_digest(closer_look, line_image, size=4)  # changed code must not reuse old looks
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from mpr.brands import load_brands
-from mpr.closer_look import look_closer, look_region, turnable
+from mpr.closer_look import look_closer, look_region, views
 from mpr.ocr import get_engine
 from mpr.records import Frame, TextRead, TextSet
 from mpr.source import SourceInfo
@@ -41,11 +41,14 @@ def test_a_small_word_is_read_enlarged_and_placed_in_the_frame_at_any_angle():
             assert looks[0].quad is not None and len(looks[0].places) == len("KESTREL")
 
 
-def test_the_region_leaves_room_for_the_rest_of_a_name_and_only_compact_words_are_turned():
+def test_the_region_leaves_room_for_the_rest_of_a_name_and_only_compact_words_are_turned_or_small_lines_enlarged():
     (x1, y1, x2, y2), zoom = look_region((720, 1280), (100.0, 50.0, 120.0, 60.0))
     assert (x1, y1, x2, y2) == (75, 42, 145, 68) and zoom == pytest.approx(4.0)
     assert look_region((720, 1280), (0.0, 0.0, 400.0, 100.0)) == ((0, 0, 650, 180), 1.0)  # clipped, never shrunk
-    assert turnable((0, 0, 60, 50)) and not turnable((0, 0, 300, 50))
+    angles = [0.0, 20.0, -20.0]
+    assert views((0, 0, 60, 50), angles) == angles  # a compact word, read as large as it is and turned
+    assert views((0, 0, 300, 20), angles) == [0.0]  # a small long line: enlarged 2x, not turned
+    assert views((0, 0, 300, 50), angles) == []  # a large long line would read as it did
 
 
 def near_miss_texts(ctx: StageContext) -> TextSet:
