@@ -23,7 +23,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
-from mpr.ocr import line_image
+from mpr.ocr import line_image, reading_quad
 from mpr.records import Box
 
 TEXT_HEIGHT = 40.0  # px: the read line's height in the enlarged crop
@@ -33,6 +33,7 @@ PAD_X, PAD_Y = 2.5, 0.8  # room around the line, x its height (the rest of a nam
 MAX_TURNED_ASPECT = 4.0  # lines wider than this x their height are read upright only
 MIN_ZOOM = 1.25  # a long line enlarged less than this is not looked at again
 UNCLIPPED = (1 << 16, 1 << 16)  # a frame shape that clips no region
+MAX_SIDE = 1024  # px: a look's image, enlarged and turned, is no larger (a huge region is shrunk)
 
 
 class Look(NamedTuple):
@@ -50,12 +51,15 @@ def look_closer(frame: np.ndarray, box: Box, engine, angle: float = 0.0) -> list
     """Lines found and read around `box` (frame pixels) in the enlarged crop turned by `angle`
     (degrees, counter-clockwise), with their places in the frame."""
     (x1, y1, x2, y2), zoom = look_region(frame.shape, box)
+    cos, sin = abs(np.cos(np.radians(angle))), abs(np.sin(np.radians(angle)))
+    w, h = x2 - x1, y2 - y1
+    zoom = min(zoom, MAX_SIDE / (w * cos + h * sin), MAX_SIDE / (w * sin + h * cos))
     patch = cv2.resize(frame[y1:y2, x1:x2], None, fx=zoom, fy=zoom, interpolation=cv2.INTER_CUBIC)
     turned, to_patch = _turn(patch, angle)
     quads = engine.detect(turned)
     corners = [cv2.transform(np.float32(q)[None], to_patch)[0] / zoom + (x1, y1) for q in quads]
     texts = engine.read([line_image(turned, q) for q in quads]) if quads else []
-    return [Look(_bounds(c), _reading(c), t.text, t.score, t.places) for c, t in zip(corners, texts)]
+    return [Look(_bounds(c), reading_quad(c), t.text, t.score, t.places) for c, t in zip(corners, texts)]
 
 
 def views(box: Box, angles: list[float]) -> list[float]:
@@ -89,13 +93,6 @@ def _turn(image: np.ndarray, angle: float) -> tuple[np.ndarray, np.ndarray]:
     rot[:, 2] += (size[0] / 2 - w / 2, size[1] / 2 - h / 2)
     turned = cv2.warpAffine(image, rot, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     return turned, cv2.invertAffineTransform(rot)
-
-
-def _reading(corners: np.ndarray) -> tuple[tuple[float, float], ...] | None:
-    """The corners as the line was read, or None where `line_image` turned a tall line upright."""
-    width = max(np.linalg.norm(corners[0] - corners[1]), np.linalg.norm(corners[2] - corners[3]))
-    height = max(np.linalg.norm(corners[0] - corners[3]), np.linalg.norm(corners[1] - corners[2]))
-    return None if height >= 1.5 * width else tuple((float(x), float(y)) for x, y in corners[:4])
 
 
 def _bounds(corners: np.ndarray) -> Box:

@@ -179,6 +179,17 @@ def line_image(image: np.ndarray, quad: np.ndarray) -> np.ndarray:
     return get_rotate_crop_image(image, np.asarray(quad, np.float32).copy())
 
 
+def reading_quad(quad: np.ndarray) -> tuple[tuple[float, float], ...] | None:
+    """The quad as its line image reads it (corners tl tr br bl), or None when `line_image`
+    turned the line upright (a line at least 1.5x taller than wide)."""
+    q = np.asarray(quad, np.float32)
+    width = max(np.linalg.norm(q[0] - q[1]), np.linalg.norm(q[2] - q[3]))
+    height = max(np.linalg.norm(q[0] - q[3]), np.linalg.norm(q[1] - q[2]))
+    if height >= 1.5 * width:
+        return None
+    return tuple((float(x), float(y)) for x, y in q[:4])
+
+
 def detect_scale(shape: tuple[int, ...], short_side: int, max_long_side: int = 2000) -> float:
     """Scale at which the text detector sees an image: small images are enlarged until their
     short side reaches `short_side` (never shrunk for it), and no side exceeds `max_long_side`."""

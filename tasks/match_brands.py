@@ -21,7 +21,7 @@ from mpr import closer_look
 from mpr.closer_look import MIN_TEXT_SCORE, UNCLIPPED, Look, look_closer, look_region, views
 from mpr.escalation.candidates import dhash
 from mpr.imaging import crop
-from mpr.ocr import get_engine, line_image
+from mpr.ocr import get_engine, line_image, reading_quad
 from mpr.matching import BrandMatcher, Spotted, place_box, union
 from mpr.ocr_models import readable
 from mpr.folding import fold_char
@@ -146,7 +146,7 @@ def _look(ctx: StageContext, engine: dict, image, read: TextRead, angle: float) 
     return looks
 
 
-LOOK_VERSION = code_digest(closer_look, line_image, size=4)  # changed code must not reuse old looks
+LOOK_VERSION = code_digest(closer_look, line_image, reading_quad, size=4)  # changed code must not reuse old looks
 
 
 def _look_read(first: TextRead, look: Look) -> TextRead:

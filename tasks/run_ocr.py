@@ -22,7 +22,8 @@ import numpy as np
 from pydantic import Field
 
 from mpr.matching import tokens
-from mpr.ocr import LineText, Runtime, default_streams, det_batch, detect_scale, get_engine, line_image
+from mpr.ocr import (LineText, Runtime, default_streams, det_batch, detect_scale, get_engine, line_image,
+                     reading_quad)
 from mpr.ocr_models import Charset, charset_indices
 from mpr.records import Box, CropSet, FrameSet, Quad, RegionKind, StageStats, TextRead, TextSet
 from mpr.folding import fold_char
@@ -213,17 +214,6 @@ def _crop_lines(crop, engine, config: RunOcrConfig, ctx: StageContext, detected:
             along = tuple((float(x), float(y)) for x, y in cv2.perspectiveTransform(np.float32([along]), to_frame)[0])
         lines.append(Line(px, box, (in_crop[3] - in_crop[1]) / max(box[3] - box[1], 1e-6), crop.kind, along))
     return lines
-
-
-def reading_quad(quad: np.ndarray) -> Quad | None:
-    """The quad as its line image reads it (corners tl tr br bl), or None when `line_image`
-    turned the line upright (a line at least 1.5x taller than wide)."""
-    q = np.asarray(quad, np.float32)
-    width = max(np.linalg.norm(q[0] - q[1]), np.linalg.norm(q[2] - q[3]))
-    height = max(np.linalg.norm(q[0] - q[3]), np.linalg.norm(q[1] - q[2]))
-    if height >= 1.5 * width:
-        return None
-    return tuple((float(x), float(y)) for x, y in q[:4])
 
 
 def row_gaps(quads: list[np.ndarray], width: int, height: int, min_gap: float,

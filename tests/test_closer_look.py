@@ -87,3 +87,4 @@ def test_match_brands_looks_closer_at_a_near_miss_and_keeps_what_it_read(tmp_pat
 def test_closer_look_angles_are_bounded():
     with pytest.raises(ValueError, match="closer_angles"):
         MatchBrandsConfig(closer_angles=[0, 120])
+
