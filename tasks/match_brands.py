@@ -17,7 +17,7 @@ from functools import lru_cache
 
 from pydantic import Field, field_validator
 
-from mpr import closer_look
+from mpr import closer_look, matching, spotting
 from mpr.closer_look import MIN_TEXT_SCORE, UNCLIPPED, Look, look_closer, look_region, views
 from mpr.escalation.candidates import dhash
 from mpr.imaging import crop
@@ -107,14 +107,15 @@ def _closer_looks(reads: list[TextRead], found: list[Detection], matcher: BrandM
                   ctx: StageContext, engine: dict, frame_name: str) -> list[Detection]:
     """Brands found by reading again, enlarged and turned, around the frame's best near misses:
     reads in which a brand not found there spots within `near_cost` (mpr.closer_look)."""
-    near = [miss for miss in matcher.spot_frame(reads, [d.box for d in found], config.near_cost, 0.0)
-            if views(reads[miss.read].box, config.closer_angles)][:config.closer_look]
+    reads = [r for r in reads if views(r.box, config.closer_angles)]  # first: spotting at near_cost is costly
+    near = [(i, box) for i, box in _near_misses(ctx, reads, matcher, config.near_cost)
+            if not any(_overlap(box, d.box) for d in found)][:config.closer_look]
     frame_key = reads[0].frame_key if reads else ""
     image = lru_cache(maxsize=1)(lambda: ctx.store.get_image(frame_key))  # decoded only when a look is new
     out: list[Detection] = []
     looked: list[Box] = []
-    for miss in near:
-        first = reads[miss.read]
+    for i, _ in near:
+        first = reads[i]
         if any(covered(first.box, region) > 0.8 for region in looked):
             continue  # inside an earlier look's region
         looked.append(look_region(UNCLIPPED, first.box)[0])
@@ -128,6 +129,26 @@ def _closer_looks(reads: list[TextRead], found: list[Detection], matcher: BrandM
             if matches:
                 break  # upright first: turned views only where it read no brand
     return out
+
+
+def _near_misses(ctx: StageContext, reads: list[TextRead], matcher: BrandMatcher, cost: float) -> list[tuple[int, Box]]:
+    """(read index, box) of the names spotted in a frame's reads within `cost` nats a character,
+    best first, none overlapping: kept in the store under the reads, the names and the code, since
+    spotting at that budget weighs far more pairs than at spot_cost (2.4 s of a 2-minute loop's
+    match_brands), so a rerun of this stage alone spends nothing on it."""
+    if not reads:
+        return []
+    basis = hashlib.blake2b(json.dumps([matcher.names, cost]).encode(), digest_size=16)
+    for r in reads:
+        basis.update(json.dumps([r.frame_key, r.text, r.box]).encode() + r.trace)
+    key = f"near-misses/{NEAR_VERSION}/{basis.hexdigest()}.json"
+    try:
+        return [(i, tuple(box)) for i, box in json.loads(ctx.store.get_bytes(key))]
+    except (MprError, ValueError):  # not spotted yet
+        pass
+    near = [(s.read, s.box) for s in matcher.spot_frame(reads, [], cost, 0.0)]
+    ctx.store.put_bytes(key, json.dumps(near).encode())
+    return near
 
 
 def _look(ctx: StageContext, engine: dict, image, read: TextRead, angle: float) -> list[Look]:
@@ -147,6 +168,7 @@ def _look(ctx: StageContext, engine: dict, image, read: TextRead, angle: float) 
 
 
 LOOK_VERSION = code_digest(closer_look, line_image, reading_quad, size=4)  # changed code must not reuse old looks
+NEAR_VERSION = code_digest(matching, spotting, size=4)  # nor old near misses
 
 
 def _look_read(first: TextRead, look: Look) -> TextRead:

@@ -75,6 +75,7 @@ def test_match_brands_looks_closer_at_a_near_miss_and_keeps_what_it_read(tmp_pat
     (found,) = match_brands([texts], MatchBrandsConfig(region_kinds=[]), ctx).detections
     assert (found.brand, found.resolver) == ("Kestrel", "closer_look") and covered(ink, found.box) > 0.9
     assert list((tmp_path / "closer-looks").rglob("*.json"))  # what the look read is kept
+    assert list((tmp_path / "near-misses").rglob("*.json"))  # and where it looked
 
     def no_engine(*args, **kwargs):
         raise AssertionError("a rerun must not read again")
