@@ -11,13 +11,19 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import db_url  # noqa: F401  (fixture: SQLite and PostgreSQL)
-from tests.s3server import s3_env, s3_server  # noqa: F401
+from mpr.settings import apply_offline_defaults
+
+# Before any test module imports Prefect, which reads its settings once, at import: a test
+# module that imports prefect before flows/ would otherwise give the temporary server
+# Prefect's 20-s start-up limit, which a fresh install on a slow 2-core CPU exceeds (the
+# first start compiles Prefect's modules and migrates its database).
+apply_offline_defaults()
+
+from tests.services import db_url  # noqa: E402, F401  (fixture: SQLite and PostgreSQL)
+from tests.s3server import s3_env, s3_server  # noqa: E402, F401
 
 ROOT = Path(__file__).resolve().parent.parent
 
-os.environ.setdefault("DO_NOT_TRACK", "1")
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 # In-process flows only (run_mpr gives the CLI a user's environment): Prefect logs
 # "Stopping temporary server" at exit, after pytest closed its capture stream.
 os.environ.setdefault("PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL", "WARNING")
