@@ -44,9 +44,16 @@ def env_int(name: str, default: int | None, low: int, high: int) -> int | None:
 
 
 def apply_offline_defaults() -> None:
-    """Set the offline defaults unless the user set them already."""
-    for name, value in OFFLINE_DEFAULTS.items():
-        os.environ.setdefault(name, value)
+    """Set the offline defaults unless the user set them already.
+
+    Prefect reads its settings once, when it is imported: where it was imported first (a
+    notebook that imports prefect before `flows`), its root settings are read again so that
+    the defaults apply there too (else its temporary server keeps a 20-s start-up limit)."""
+    added = [name for name in OFFLINE_DEFAULTS if name not in os.environ]
+    for name in added:
+        os.environ[name] = OFFLINE_DEFAULTS[name]
+    if added and "prefect.context" in sys.modules:
+        sys.modules["prefect.context"].refresh_global_settings_context()
 
 
 # glibc's mallopt parameters, each with the environment variable that sets it at start-up

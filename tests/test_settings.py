@@ -1,6 +1,8 @@
 """Offline, quiet defaults: set when absent, never overriding the user's choice."""
 
 import os
+import subprocess
+import sys
 
 from mpr.settings import OFFLINE_DEFAULTS, apply_offline_defaults
 
@@ -8,10 +10,24 @@ from mpr.settings import OFFLINE_DEFAULTS, apply_offline_defaults
 def test_offline_defaults_fill_gaps_only(monkeypatch):
     for name in OFFLINE_DEFAULTS:
         monkeypatch.delenv(name, raising=False)
+    # this process's Prefect settings are left as they are (re-reading them is tested below)
+    monkeypatch.delitem(sys.modules, "prefect.context", raising=False)
     monkeypatch.setenv("PREFECT_SERVER_ANALYTICS_ENABLED", "true")
     apply_offline_defaults()
     assert os.environ["DO_NOT_TRACK"] == "1"
     assert os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] == "true"
+
+
+def test_defaults_reach_prefect_imported_before_the_flows():
+    """A notebook that imports prefect first: Prefect has read its settings already."""
+    code = ("import prefect\nfrom prefect.settings import get_current_settings\n"
+            "before = get_current_settings().server.ephemeral.startup_timeout_seconds\n"
+            "import flows.detect\n"
+            "print(before, get_current_settings().server.ephemeral.startup_timeout_seconds)")
+    env = {k: v for k, v in os.environ.items() if k not in OFFLINE_DEFAULTS}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["20", "120"]
 
 
 def test_malloc_is_tuned_unless_the_user_chose(monkeypatch):
