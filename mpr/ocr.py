@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections import defaultdict
 from typing import Literal, NamedTuple, Protocol
 
 import cv2
@@ -113,20 +114,27 @@ class RapidOcrEngine:
         return [(line.text, line.score) for line in self.read(lines)]
 
     def read(self, lines: list[np.ndarray]) -> list[LineText]:
-        """Lines are read in batches of similar width (sorted by aspect ratio); each batch is
-        padded to a width from a short ladder (`rec_width`) so that the runtime sees few shapes."""
+        """Each line is padded to its own width from a short ladder (`rec_width`), so that the
+        runtime sees few shapes, and read in a batch of lines padded alike. A line's reading
+        depends on its pixels alone: padded to the widest of its batch, as PP-OCR does, a line
+        read differently when a change elsewhere (another crop in the frame) moved it into
+        another batch."""
         out = [LineText("", 0.0, ())] * len(lines)
-        order = sorted(range(len(lines)), key=lambda i: lines[i].shape[1] / max(lines[i].shape[0], 1))
-        for start in range(0, len(order), REC_BATCH):
-            batch = order[start:start + REC_BATCH]
-            width = rec_width(max(lines[i].shape[1] / max(lines[i].shape[0], 1) for i in batch))
-            texts = self._rec(rec_batch([lines[i] for i in batch], width))
-            for i, (text, score, places, scores) in zip(batch, texts):
-                fit = rec_fit(lines[i].shape, width)  # the line's share of the padded input
-                steps = min(len(scores), math.ceil(len(scores) * fit / width))  # the rest is padding
-                out[i] = LineText(text, score, tuple(min(1.0, p * width / fit) for p in places),
-                                  encode(scores[:steps], width / (fit * len(scores))))
+        by_width: dict[int, list[int]] = defaultdict(list)
+        for i, line in enumerate(lines):
+            by_width[rec_width(line.shape[1] / max(line.shape[0], 1))].append(i)
+        for width, members in sorted(by_width.items()):
+            for start in range(0, len(members), REC_BATCH):
+                self._read_batch(lines, members[start:start + REC_BATCH], width, out)
         return out
+
+    def _read_batch(self, lines: list[np.ndarray], batch: list[int], width: int, out: list[LineText]) -> None:
+        texts = self._rec(rec_batch([lines[i] for i in batch], width))
+        for i, (text, score, places, scores) in zip(batch, texts):
+            fit = rec_fit(lines[i].shape, width)  # the line's share of the padded input
+            steps = min(len(scores), math.ceil(len(scores) * fit / width))  # the rest is padding
+            out[i] = LineText(text, score, tuple(min(1.0, p * width / fit) for p in places),
+                              encode(scores[:steps], width / (fit * len(scores))))
 
 
 def net_size(width: float, height: float) -> tuple[int, int]:

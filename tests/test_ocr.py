@@ -54,6 +54,18 @@ def test_latin_charset_reads_latin_lines_as_the_full_one_and_other_scripts_as_li
     assert 300 < len(latin._rec._decode.character) < 1000 < 18000 < len(full._rec._decode.character)
 
 
+def test_a_line_reads_the_same_whatever_is_read_with_it():
+    """Padded to the widest line of its batch, a line read differently (score, spotting trace)
+    when a long line joined the call; each is now padded to its own width: only its pixels count."""
+    engine = get_engine("rapidocr", runtime="openvino", charset="latin")
+    word = text_image(["Pumn"], size=(160, 300))
+    line = line_image(word, engine.detect(word)[0])
+    faint = cv2.resize(cv2.resize(line, None, fx=0.2, fy=0.2, interpolation=cv2.INTER_AREA), line.shape[1::-1])
+    alone = engine.read([faint])[0]
+    among = engine.read([np.hstack([line] * 8), faint, line])[1]
+    assert (among.text, among.score, among.places, among.trace) == (alone.text, alone.score, alone.places, alone.trace)
+
+
 def test_is_latin_and_readable():
     assert all(map(is_latin, "AzÄéßøŁő€™-.&'"))
     assert not any(map(is_latin, "日本キリンДж가"))
