@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from functools import lru_cache
 from typing import Literal
 
+import cv2
 import numpy as np
 from pydantic import Field
 
 from mpr.records import FieldSet, FrameSet, Region, RegionSet, StageStats
 from mpr.vision import debug
 from mpr.vision.detector import DEFAULT_WEIGHTS, get_detector, nms, weights_digest
+from mpr.vision.lines import fixed_on_screen
 from mpr.vision.rectify import covered
 from tasks.stage import StageConfig, StageContext, StageSpec
 
@@ -32,6 +35,9 @@ class DetectObjectsConfig(StageConfig):
         "else OpenVINO (about 25% faster on the CPU)"))
     threads: int = Field(0, ge=0, le=64, description="inference threads (0: all cores)")
     device: str = Field("", max_length=32, description="ultralytics device, e.g. cuda:0")
+    vet_overlays: bool = Field(True, description=(
+        "video: an overlay box (YOLO's or a steady-overlay hint) whose picture is not at the same screen place "
+        "in the previous or next sample (it moved with the camera: a banner, a board, a dugout) becomes a logo box"))
     debug: bool = Field(False, description="write box overlays to the artifact store")
 
 
@@ -42,23 +48,37 @@ def detect_objects(inputs: list[FrameSet], config: DetectObjectsConfig, ctx: Sta
     hints_of: dict[str, list[Region]] = defaultdict(list)
     for region in (r for m in hints for r in m.regions):
         hints_of[region.frame_key].append(region)
-    regions, overlays, found = [], [], 0
-    for frame in base.kept:
+    regions, overlays, found, moved = [], [], 0, 0
+    kept = base.kept
+    gray = lru_cache(maxsize=4)(lambda key: ctx.store.get_image(key, cv2.IMREAD_GRAYSCALE))
+    for i, frame in enumerate(kept):
         image = ctx.store.get_image(frame.key)
         boxes = [b for b in detector.detect(image, config.conf, config.iou) if b.name in config.classes]
         boxes = sorted(boxes, key=lambda b: -b.score)[:config.max_boxes]
         found += len(boxes)
         own = [Region(t=frame.t, frame_key=frame.key, kind=b.name, box=b.box, score=round(b.score, 4), source="yolo")
                for b in boxes]
-        frame_regions = merge_regions(hints_of[frame.key] + own, config)
+        candidates = hints_of[frame.key] + own
+        if config.vet_overlays and ctx.source.kind == "video" and any(r.kind == "overlay" for r in candidates):
+            vetted = _vet_overlays(candidates, cv2.cvtColor(image, cv2.COLOR_BGR2GRAY),
+                                   [gray(f.key) for f in kept[max(0, i - 1):i] + kept[i + 1:i + 2]])
+            moved += sum(a.kind != b.kind for a, b in zip(candidates, vetted))
+            candidates = vetted
+        frame_regions = merge_regions(candidates, config)
         regions += frame_regions
         if config.debug:
             overlays.append(ctx.store.put_image(f"debug/{ctx.key}/{frame.index:06d}.jpg",
                                                 debug.draw_regions(image, frame_regions)))
     fields = base.fields if isinstance(base, FieldSet) else []
     return base.carry(RegionSet, fields=fields, regions=regions, overlays=base.overlays + overlays,
-                      counts={**base.counts, "yolo_boxes": found},
+                      counts={**base.counts, "yolo_boxes": found, "overlays_moved": moved},
                       stats=StageStats(items_in=len(base.kept), items_out=len(regions)))
+
+
+def _vet_overlays(regions: list[Region], gray: np.ndarray, neighbours: list[np.ndarray]) -> list[Region]:
+    """Overlay boxes whose picture moved between samples become logo boxes (`fixed_on_screen`)."""
+    return [r.model_copy(update={"kind": "logo"})
+            if r.kind == "overlay" and not fixed_on_screen(r.box, gray, neighbours) else r for r in regions]
 
 
 def merge_regions(regions: list[Region], config: DetectObjectsConfig) -> list[Region]:
@@ -75,5 +95,5 @@ def merge_regions(regions: list[Region], config: DetectObjectsConfig) -> list[Re
 
 
 STAGE = StageSpec("detect_objects", detect_objects, DetectObjectsConfig, accepts=FrameSet, produces=RegionSet,
-                  gpu=True, helpers=(get_detector, covered, debug.draw_regions),
+                  gpu=True, helpers=(get_detector, covered, fixed_on_screen, debug.draw_regions),
                   key_extra=lambda config: weights_digest(config.weights))

@@ -8,10 +8,10 @@ import pytest
 
 from mpr.records import Region, TextRead
 from mpr.vision.detector import letterbox, nms
-from mpr.vision.lines import board_band, board_lines, overlay_boxes
+from mpr.vision.lines import board_band, board_lines, fixed_on_screen, overlay_boxes
 from mpr.vision.pitch import calibrate_grass, pitch_mask, to_hsv
 from mpr.vision.rectify import crop_box, map_box, rectify_quad
-from tasks.detect_objects import DetectObjectsConfig, merge_regions
+from tasks.detect_objects import DetectObjectsConfig, _vet_overlays, merge_regions
 from tasks.run_ocr import dedupe
 
 W, H = 640, 360
@@ -82,6 +82,31 @@ def test_steady_overlay_is_found_in_moving_pictures():
 
 def test_too_few_frames_give_no_overlays():
     assert overlay_boxes([np.zeros((90, 160), np.uint8)] * 3, scale=0.5) == []
+
+
+def panning(shift: int, seed: int = 3) -> np.ndarray:
+    """A textured scene seen by a camera panned `shift` px right, with a score bug fixed on screen."""
+    scene = cv2.GaussianBlur(np.random.default_rng(seed).integers(0, 255, (H, W + 200), dtype=np.uint8), (5, 5), 0)
+    cv2.putText(scene, "BANNER", (300, 60), cv2.FONT_HERSHEY_SIMPLEX, 1.0, 255, 3)
+    view = scene[:, shift:shift + W].copy()
+    cv2.rectangle(view, (10, 8), (110, 30), 200, -1)
+    cv2.putText(view, "1-0", (20, 26), cv2.FONT_HERSHEY_SIMPLEX, 0.5, 0, 1)
+    cv2.putText(view, "LIVE", (500, 330), cv2.FONT_HERSHEY_SIMPLEX, 1.0, 255, 3)  # no box: the picture shows through
+    return view
+
+
+def test_an_overlay_stays_put_while_a_banner_moves_with_the_camera():
+    previous, frame, following = panning(0), panning(40), panning(80)
+    bug, banner, live = (8, 6, 112, 32), (255, 30, 420, 70), (495, 300, 580, 340)  # banner: its place in `frame`
+    assert fixed_on_screen(bug, frame, [previous, following])
+    assert fixed_on_screen(live, frame, [previous, following])
+    assert not fixed_on_screen(banner, frame, [previous, following])
+    assert fixed_on_screen(banner, frame, [panning(40)])  # a still camera: cannot be told, kept
+    assert fixed_on_screen(banner, frame, [])  # no neighbour (a still image, a one-frame chunk)
+    assert fixed_on_screen((0, 200, 60, 260), np.full((H, W), 90, np.uint8), [previous])  # flat: kept
+    regions = [Region(t=1, frame_key="f", kind=k, box=b, source="yolo")
+               for k, b in (("overlay", bug), ("overlay", banner), ("board", banner))]
+    assert [r.kind for r in _vet_overlays(regions, frame, [previous, following])] == ["overlay", "logo", "board"]
 
 
 def test_rectified_band_maps_back_to_its_quad():

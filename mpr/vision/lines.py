@@ -158,3 +158,42 @@ def overlay_boxes(grays: list[np.ndarray], scale: float, persistence: float = 0.
         if w >= 0.03 * width and h >= 0.02 * height and w * h <= 0.15 * width * height and area >= 20:
             boxes.append((x / scale, y / scale, (x + w) / scale, (y + h) / scale))
     return boxes
+
+
+
+def fixed_on_screen(box: Box, gray: np.ndarray, neighbours: list[np.ndarray], min_kept: float = 0.7,
+                    min_edges: int = 20) -> bool:
+    """Whether the picture in `box` stays at the same screen place in a neighbouring sample, as an
+    overlay graphic does; boards, banners and dugouts move with the camera between samples a
+    second apart. True where it cannot be told: no neighbour, too few edges in the box.
+
+    Compared are the box's strong edges across (x gradient) and along (y gradient) the frame,
+    each as the share found again, within a pixel, in the neighbour: a semi-transparent graphic
+    keeps its glyphs' edges while the picture behind it changes, and a pan keeps a board's
+    horizontal edges but moves its letters' vertical ones, so the lower share decides.
+    The detector's overlay class is trained on synthetic frames and also fires on real stand
+    banners; the steady-overlay search is fooled by long horizontal edges under a pan.
+    """
+    x1, y1, x2, y2 = (max(0, round(v)) for v in box)
+    patch = gray[y1:y2, x1:x2]
+    if not neighbours or min(patch.shape) < 4:
+        return True
+    edges = [_strong_edges(patch, axis) for axis in (0, 1)]
+    if min(e.sum() for e in edges) < min_edges:
+        return True
+    near = np.ones((3, 3), np.uint8)
+    for other in neighbours:
+        there = other[y1:y2, x1:x2]
+        if there.shape != patch.shape:
+            continue
+        kept = [(e & (cv2.dilate(_strong_edges(there, axis).astype(np.uint8), near) > 0)).sum() / e.sum()
+                for axis, e in enumerate(edges)]
+        if min(kept) >= min_kept:
+            return True
+    return False
+
+
+def _strong_edges(gray: np.ndarray, axis: int) -> np.ndarray:
+    """Pixels with a strong gradient along x (axis 0) or y (axis 1): the patch's top tenth, at least 40."""
+    grad = np.abs(cv2.Sobel(gray, cv2.CV_32F, 1 - axis, axis))
+    return grad > max(40.0, float(np.percentile(grad, 90)))
