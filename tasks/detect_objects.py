@@ -37,7 +37,7 @@ class DetectObjectsConfig(StageConfig):
     device: str = Field("", max_length=32, description="ultralytics device, e.g. cuda:0")
     vet_overlays: bool = Field(True, description=(
         "video: an overlay box (YOLO's or a steady-overlay hint) whose picture is not at the same screen place "
-        "in the previous or next sample (it moved with the camera: a banner, a board, a dugout) becomes a logo box"))
+        "in the previous or next sample (it moved with the camera: a banner, a board, a dugout) becomes a board box"))
     debug: bool = Field(False, description="write box overlays to the artifact store")
 
 
@@ -76,8 +76,10 @@ def detect_objects(inputs: list[FrameSet], config: DetectObjectsConfig, ctx: Sta
 
 
 def _vet_overlays(regions: list[Region], gray: np.ndarray, neighbours: list[np.ndarray]) -> list[Region]:
-    """Overlay boxes whose picture moved between samples become logo boxes (`fixed_on_screen`)."""
-    return [r.model_copy(update={"kind": "logo"})
+    """Overlay boxes whose picture moved between samples become board boxes (`fixed_on_screen`):
+    advertising that moves with the camera is in the stadium, and, as overlays are, boards are
+    read with text detection (a wide logo box is taken for one line of text)."""
+    return [r.model_copy(update={"kind": "board"})
             if r.kind == "overlay" and not fixed_on_screen(r.box, gray, neighbours) else r for r in regions]
 
 
