@@ -160,7 +160,6 @@ def overlay_boxes(grays: list[np.ndarray], scale: float, persistence: float = 0.
     return boxes
 
 
-
 def fixed_on_screen(box: Box, gray: np.ndarray, neighbours: list[np.ndarray], min_kept: float = 0.7,
                     min_edges: int = 20) -> bool:
     """Whether the picture in `box` stays at the same screen place in a neighbouring sample, as an
