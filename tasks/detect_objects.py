@@ -50,9 +50,9 @@ def detect_objects(inputs: list[FrameSet], config: DetectObjectsConfig, ctx: Sta
         hints_of[region.frame_key].append(region)
     regions, overlays, found, moved = [], [], 0, 0
     kept = base.kept
-    gray = lru_cache(maxsize=4)(lambda key: ctx.store.get_image(key, cv2.IMREAD_GRAYSCALE))
+    image_of = lru_cache(maxsize=3)(ctx.store.get_image)  # a frame and its neighbours, each decoded once
     for i, frame in enumerate(kept):
-        image = ctx.store.get_image(frame.key)
+        image = image_of(frame.key)
         boxes = [b for b in detector.detect(image, config.conf, config.iou) if b.name in config.classes]
         boxes = sorted(boxes, key=lambda b: -b.score)[:config.max_boxes]
         found += len(boxes)
@@ -60,8 +60,8 @@ def detect_objects(inputs: list[FrameSet], config: DetectObjectsConfig, ctx: Sta
                for b in boxes]
         candidates = hints_of[frame.key] + own
         if config.vet_overlays and ctx.source.kind == "video" and any(r.kind == "overlay" for r in candidates):
-            vetted = _vet_overlays(candidates, cv2.cvtColor(image, cv2.COLOR_BGR2GRAY),
-                                   [gray(f.key) for f in kept[max(0, i - 1):i] + kept[i + 1:i + 2]])
+            neighbours = [image_of(f.key) for f in kept[max(0, i - 1):i] + kept[i + 1:i + 2]]
+            vetted = _vet_overlays(candidates, image, neighbours)
             moved += sum(a.kind != b.kind for a, b in zip(candidates, vetted))
             candidates = vetted
         frame_regions = merge_regions(candidates, config)
@@ -75,12 +75,14 @@ def detect_objects(inputs: list[FrameSet], config: DetectObjectsConfig, ctx: Sta
                       stats=StageStats(items_in=len(base.kept), items_out=len(regions)))
 
 
-def _vet_overlays(regions: list[Region], gray: np.ndarray, neighbours: list[np.ndarray]) -> list[Region]:
-    """Overlay boxes whose picture moved between samples become board boxes (`fixed_on_screen`):
-    advertising that moves with the camera is in the stadium, and, as overlays are, boards are
-    read with text detection (a wide logo box is taken for one line of text)."""
+def _vet_overlays(regions: list[Region], image: np.ndarray, neighbours: list[np.ndarray]) -> list[Region]:
+    """Overlay boxes whose picture moved between samples (BGR frames) become board boxes
+    (`fixed_on_screen`): advertising that moves with the camera is in the stadium, and, as
+    overlays are, boards are read with text detection (a wide logo box is taken for one line)."""
+    gray, around = (cv2.cvtColor(image, cv2.COLOR_BGR2GRAY),
+                    [cv2.cvtColor(n, cv2.COLOR_BGR2GRAY) for n in neighbours])
     return [r.model_copy(update={"kind": "board"})
-            if r.kind == "overlay" and not fixed_on_screen(r.box, gray, neighbours) else r for r in regions]
+            if r.kind == "overlay" and not fixed_on_screen(r.box, gray, around) else r for r in regions]
 
 
 def merge_regions(regions: list[Region], config: DetectObjectsConfig) -> list[Region]:

@@ -106,7 +106,8 @@ def test_an_overlay_stays_put_while_a_banner_moves_with_the_camera():
     assert fixed_on_screen((0, 200, 60, 260), np.full((H, W), 90, np.uint8), [previous])  # flat: kept
     regions = [Region(t=1, frame_key="f", kind=k, box=b, source="yolo")
                for k, b in (("overlay", bug), ("overlay", banner), ("board", banner))]
-    assert [r.kind for r in _vet_overlays(regions, frame, [previous, following])] == ["overlay", "board", "board"]
+    bgr = [cv2.cvtColor(g, cv2.COLOR_GRAY2BGR) for g in (frame, previous, following)]
+    assert [r.kind for r in _vet_overlays(regions, bgr[0], bgr[1:])] == ["overlay", "board", "board"]
 
 
 def test_rectified_band_maps_back_to_its_quad():
