@@ -14,9 +14,9 @@ import pytest
 from mpr.settings import apply_offline_defaults
 
 # Before any test module imports Prefect, which reads its settings once, at import: a test
-# module that imports prefect before flows/ would otherwise give the temporary server
-# Prefect's 20-s start-up limit, which a fresh install on a slow 2-core CPU exceeds (the
-# first start compiles Prefect's modules and migrates its database).
+# module that starts Prefect's temporary server without importing flows/ (which applies them
+# too) would otherwise give it Prefect's 20-s start-up limit, which a fresh install on a slow
+# 2-core CPU exceeds (the first start compiles Prefect's modules and migrates its database).
 apply_offline_defaults()
 
 from tests.services import db_url  # noqa: E402, F401  (fixture: SQLite and PostgreSQL)
