@@ -8,7 +8,10 @@ look, and only those: the region around the line is cropped from the frame with 
 both sides for the rest of the name, enlarged so its text is about TEXT_HEIGHT px, and
 read again (detection and recognition) upright and, when that finds no brand, turned by a
 few angles. What is read there clearly goes through the same fuzzy matching as the first
-reads (not through spotting: at several zooms and angles, junk spells short names too often).
+reads, and is spotted for the near-missed brand only (not for every name: at several zooms
+and angles, junk spells some short name too often). A name found so has two readings behind
+it: the first came close, the enlarged one spells it within the spotting budget ("allbox" on
+a pitch-side carpet is Altibox, 77 for fuzzy matching but 0.2 nats for spotting).
 
 Looking closer costs a text detection per angle on a small image and the recognition of what
 it finds, so match_brands does it for the best few near misses per frame only
@@ -45,6 +48,7 @@ class Look(NamedTuple):
     text: str
     score: float
     places: tuple[float, ...]  # where each character of `text` is along the line (0-1)
+    trace: bytes = b""  # the recogniser's scores for brand spotting (mpr.spotting.encode)
 
 
 def look_closer(frame: np.ndarray, box: Box, engine, angle: float = 0.0) -> list[Look]:
@@ -59,7 +63,7 @@ def look_closer(frame: np.ndarray, box: Box, engine, angle: float = 0.0) -> list
     quads = engine.detect(turned)
     corners = [cv2.transform(np.float32(q)[None], to_patch)[0] / zoom + (x1, y1) for q in quads]
     texts = engine.read([line_image(turned, q) for q in quads]) if quads else []
-    return [Look(_bounds(c), reading_quad(c), t.text, t.score, t.places) for c, t in zip(corners, texts)]
+    return [Look(_bounds(c), reading_quad(c), t.text, t.score, t.places, t.trace) for c, t in zip(corners, texts)]
 
 
 def views(box: Box, angles: list[float]) -> list[float]:

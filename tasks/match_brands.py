@@ -10,6 +10,7 @@ was read, each with a perceptual hash so near-identical ones are asked about onc
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 from collections import defaultdict
@@ -108,13 +109,13 @@ def _closer_looks(reads: list[TextRead], found: list[Detection], matcher: BrandM
     """Brands found by reading again, enlarged and turned, around the frame's best near misses:
     reads in which a brand not found there spots within `near_cost` (mpr.closer_look)."""
     reads = [r for r in reads if views(r.box, config.closer_angles)]  # first: spotting at near_cost is costly
-    near = [(i, box) for i, box in _near_misses(ctx, reads, matcher, config.near_cost)
+    near = [(i, box, brand) for i, box, brand in _near_misses(ctx, reads, matcher, config.near_cost)
             if not any(_overlap(box, d.box) for d in found)][:config.closer_look]
     frame_key = reads[0].frame_key if reads else ""
     image = lru_cache(maxsize=1)(lambda: ctx.store.get_image(frame_key))  # decoded only when a look is new
     out: list[Detection] = []
     looked: list[Box] = []
-    for i, _ in near:
+    for i, _, brand in near:
         first = reads[i]
         if any(covered(first.box, region) > 0.8 for region in looked):
             continue  # inside an earlier look's region
@@ -124,6 +125,10 @@ def _closer_looks(reads: list[TextRead], found: list[Detection], matcher: BrandM
                      if look.text.strip() and look.score >= MIN_TEXT_SCORE]
             matches = [_detection(m, clear, frame_name) for m in matcher.match_frame(clear, config.verify_cost)
                        if m.score >= config.closer_min_score]
+            # the near-missed brand spelled within the spotting budget confirms it too (mpr.closer_look)
+            matches += [_spotted(s, clear[s.read], frame_name)
+                        for s in matcher.spot_frame(clear, [d.box for d in matches], config.spot_cost,
+                                                    config.spot_min_probability) if s.brand == brand]
             out += [d.model_copy(update={"resolver": "closer_look"}) for d in matches
                     if not any(_overlap(d.box, other.box) for other in [*found, *out])]
             if matches:
@@ -131,8 +136,9 @@ def _closer_looks(reads: list[TextRead], found: list[Detection], matcher: BrandM
     return out
 
 
-def _near_misses(ctx: StageContext, reads: list[TextRead], matcher: BrandMatcher, cost: float) -> list[tuple[int, Box]]:
-    """(read index, box) of the names spotted in a frame's reads within `cost` nats a character,
+def _near_misses(ctx: StageContext, reads: list[TextRead], matcher: BrandMatcher,
+                 cost: float) -> list[tuple[int, Box, str]]:
+    """(read index, box, brand) of the names spotted in a frame's reads within `cost` nats a character,
     best first, none overlapping: kept in the store under the reads, the names and the code, since
     spotting at that budget weighs far more pairs than at spot_cost (2.4 s of a 2-minute loop's
     match_brands), so a rerun of this stage alone spends nothing on it."""
@@ -143,10 +149,10 @@ def _near_misses(ctx: StageContext, reads: list[TextRead], matcher: BrandMatcher
         basis.update(json.dumps([r.frame_key, r.text, r.box]).encode() + r.trace)
     key = f"near-misses/{NEAR_VERSION}/{basis.hexdigest()}.json"
     try:
-        return [(i, tuple(box)) for i, box in json.loads(ctx.store.get_bytes(key))]
+        return [(i, tuple(box), brand) for i, box, brand in json.loads(ctx.store.get_bytes(key))]
     except (MprError, ValueError):  # not spotted yet
         pass
-    near = [(s.read, s.box) for s in matcher.spot_frame(reads, [], cost, 0.0)]
+    near = [(s.read, s.box, s.brand) for s in matcher.spot_frame(reads, [], cost, 0.0)]
     ctx.store.put_bytes(key, json.dumps(near).encode())
     return near
 
@@ -157,18 +163,19 @@ def _look(ctx: StageContext, engine: dict, image, read: TextRead, angle: float) 
     basis = json.dumps([read.frame_key, [round(v, 1) for v in read.box], angle, engine], sort_keys=True)
     key = f"closer-looks/{LOOK_VERSION}/{hashlib.blake2b(basis.encode(), digest_size=16).hexdigest()}.json"
     try:
-        return [Look(tuple(b), q and tuple(map(tuple, q)), t, s, tuple(p))
-                for b, q, t, s, p in json.loads(ctx.store.get_bytes(key))]
+        return [Look(tuple(b), q and tuple(map(tuple, q)), t, s, tuple(p), base64.b64decode(trace))
+                for b, q, t, s, p, trace in json.loads(ctx.store.get_bytes(key))]
     except (MprError, ValueError):  # not looked at yet
         pass
     ocr = get_engine(engine["name"], **{k: v for k, v in engine.items() if k != "name"})
     looks = look_closer(image(), read.box, ocr, angle)
-    ctx.store.put_bytes(key, json.dumps([list(look) for look in looks]).encode())
+    ctx.store.put_bytes(key, json.dumps([[*look[:-1], base64.b64encode(look.trace).decode()]
+                                         for look in looks]).encode())
     return looks
 
 
 LOOK_VERSION = code_digest(closer_look, line_image, reading_quad, size=4)  # changed code must not reuse old looks
-NEAR_VERSION = code_digest(matching, spotting, size=4)  # nor old near misses
+NEAR_VERSION = code_digest(matching, spotting, _near_misses, size=4)  # nor old near misses
 
 
 def _look_read(first: TextRead, look: Look) -> TextRead:
@@ -176,7 +183,7 @@ def _look_read(first: TextRead, look: Look) -> TextRead:
     lead = len(look.text) - len(look.text.lstrip())
     places = look.places[lead:lead + len(text)] if look.quad and len(look.places) == len(look.text) else ()
     return TextRead(t=first.t, frame_key=first.frame_key, text=text, score=look.score, box=look.box,
-                    region=first.region, quad=look.quad, places=places)
+                    region=first.region, quad=look.quad, places=places, trace=look.trace)
 
 
 def _overlap(a, b) -> bool:

@@ -89,3 +89,23 @@ def test_closer_look_angles_are_bounded():
     with pytest.raises(ValueError, match="closer_angles"):
         MatchBrandsConfig(closer_angles=[0, 120])
 
+
+
+def test_the_closer_look_confirms_the_near_missed_brand_by_spotting_it_and_no_other(tmp_path, monkeypatch):
+    """What the look reads goes to fuzzy matching and is spotted for the near-missed brand only:
+    "KEXTREL" is 86 for fuzzy matching (under closer_min_score 90) but spells KESTREL within the
+    spotting budget (its X has S close behind); a look that spells Coop that well finds nothing."""
+    from mpr.closer_look import Look
+
+    ctx = StageContext(source=SourceInfo(uri="x.mp4", kind="video", fingerprint="f", local_path="x.mp4"),
+                       store_root=str(tmp_path), key="k", brands=load_brands([{"name": "Kestrel"}, {"name": "Coop"}]))
+    texts = near_miss_texts(ctx)
+    box = texts.reads[0].box
+    kestrel = ["-", *word("ke"), {"x": 0.55, "s": 0.45}, "-", *word("trel"), "-"]
+    coop = ["-", *word("co"), {"a": 0.55, "o": 0.45}, "-", *word("p"), "-"]
+    looks = {"KEXTREL": kestrel, "COAP": coop}
+    for text, steps in looks.items():
+        look = Look(box, None, text, 0.9, (), encode(scores(steps), 1 / len(steps)))
+        monkeypatch.setattr("tasks.match_brands._look", lambda *args, look=look: [look])
+        found = match_brands([texts], MatchBrandsConfig(region_kinds=[]), ctx).detections
+        assert [(d.brand, d.resolver) for d in found] == ([("Kestrel", "closer_look")] if text == "KEXTREL" else [])
