@@ -13,6 +13,7 @@ be cut to the characters a run can use (`charset`), which is most of its cost.
 
 from __future__ import annotations
 
+import copy
 import math
 import os
 from collections import defaultdict
@@ -85,6 +86,7 @@ class RapidOcrEngine:
         self._det = DetNetwork(det.session, runtime, threads, streams)
         self._det_boxes = det.postprocess_op  # DB post-processing: probability map -> quads
         self._sort_boxes = det.sorted_boxes
+        self._weak_post: dict[float, object] = {}
         self._rec = RecNetwork(rec.session, runtime, threads, rec.postprocess_op.character, charset, streams)
 
     def detect(self, image: np.ndarray, scale: float = 1.0) -> list[np.ndarray]:
@@ -100,15 +102,41 @@ class RapidOcrEngine:
         return [quads for start in range(0, len(images), count)
                 for quads in self._detect_batch(images[start:start + count], size)]
 
-    def _detect_batch(self, images: list[np.ndarray], size: tuple[int, int]) -> list[list[np.ndarray]]:
-        """Quads of same-sized images seen at `size` (width, height), in image pixels."""
+    def detect_weak(self, image: np.ndarray, scale: float, floor: float) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        """`detect`'s quads, and those of the lines the detector scores at least `floor` but under
+        its box threshold (faint or tiny text it is unsure of), from the same inference."""
+        h, w = image.shape[:2]
+        return self._detect_batch([image], net_size(w * scale, h * scale), floor)[0]
+
+    def _detect_batch(self, images: list[np.ndarray], size: tuple[int, int], floor: float | None = None) -> list:
+        """Quads of same-sized images seen at `size` (width, height), in image pixels; with a
+        `floor`, each image's (sure, weak) quads."""
         h, w = images[0].shape[:2]
         seen = [image if size == (w, h) else cv2.resize(image, size) for image in images]
+        post = self._det_boxes if floor is None else self._weak_boxes(floor)
         with self._det.output(seen[0][None] if len(seen) == 1 else np.stack(seen)) as probability:
-            found = [self._det_boxes(probability[i:i + 1], (size[1], size[0]))[0] for i in range(len(seen))]
+            found = [post(probability[i:i + 1], (size[1], size[0])) for i in range(len(seen))]
         fx, fy = w / size[0], h / size[1]
-        return [[np.asarray(q, np.float32) * (fx, fy) for q in self._sort_boxes(boxes)] if len(boxes) else []
-                for boxes in found]
+
+        def quads(boxes) -> list[np.ndarray]:
+            if not len(boxes):
+                return []
+            return [np.asarray(q, np.float32) * (fx, fy) for q in self._sort_boxes(np.asarray(boxes))]
+
+        if floor is None:
+            return [quads(boxes) for boxes, _ in found]
+        sure = self._det_boxes.box_thresh
+        return [(quads([b for b, s in zip(boxes, scores) if s >= sure]),
+                 quads([b for b, s in zip(boxes, scores) if s < sure])) for boxes, scores in found]
+
+    def _weak_boxes(self, floor: float):
+        """The DB post-processing with its box threshold lowered to `floor` (a copy: the engine's
+        own serves both streams at once)."""
+        if floor not in self._weak_post:
+            post = copy.copy(self._det_boxes)
+            post.box_thresh = min(floor, self._det_boxes.box_thresh)
+            self._weak_post[floor] = post
+        return self._weak_post[floor]
 
     def recognize(self, lines: list[np.ndarray]) -> list[tuple[str, float]]:
         return [(line.text, line.score) for line in self.read(lines)]

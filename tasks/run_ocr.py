@@ -53,6 +53,10 @@ class RunOcrConfig(StageConfig):
         "side, for large text the crops miss (shirts in medium shots, graphics); 0: not read"))
     same_line_iou: float = Field(0.5, gt=0, le=1, description=(
         "lines two images found that overlap this much in the frame are recognised once (1: always twice)"))
+    weak_lines: float = Field(0, ge=0, le=1, description=(
+        "whole frames: lines the text detector scores at least this but under its box threshold (small or faint "
+        "text it is unsure of) are recognised for brand spotting and near misses only, never read as text; 0: off"))
+    max_weak_lines: int = Field(8, ge=0, le=100, description="weak_lines: at most this many per frame, largest first")
     read_gaps: float = Field(0, ge=0, le=100, description=(
         "board strips: stretches of a text row the detector left empty, at least this many row heights long, "
         "are recognised too (small board words between detected ones); 0: off"))
@@ -77,6 +81,7 @@ class Line:
     zoom: float  # image pixels per frame pixel: lines seen larger are recognised in preference
     region: RegionKind
     quad: Quad | None = None  # frame pixels, along the reading direction (None: the line image was turned)
+    weak: bool = False  # scored under the detector's box threshold: for brand spotting only
 
 
 def run_ocr(inputs: list[FrameSet], config: RunOcrConfig, ctx: StageContext) -> TextSet:
@@ -143,13 +148,16 @@ def _read_frame(frames_in: FrameSet, frame, crops: list, engine, config: RunOcrC
     lines = [line for crop in crops for line in _crop_lines(crop, engine, config, ctx, found.get(crop.crop_key))]
     image = None
     scale = _frame_scale(frames_in, frame, crops, config)
+    weak = []
     if scale:
         image = ctx.store.get_image(frame.key)
-        lines += _frame_lines(image, scale, engine)
+        sure, weak = _frame_lines(image, scale, engine, config)
+        lines += sure
     lines = distinct(lines, config.same_line_iou)
+    lines += _weak_lines(weak, lines, config.max_weak_lines)
     texts = engine.read([line.pixels for line in lines])
     read = [_text_read(frame, line, text) for line, text in zip(lines, texts)]
-    clear = [r.score >= config.min_text_score and r.text != "" for r in read]
+    clear = [r.score >= config.min_text_score and r.text != "" and not line.weak for r, line in zip(read, lines)]
     reads = dedupe([r for r, ok in zip(read, clear) if ok])
     faint = [r for r, ok in zip(read, clear) if not ok and r.trace]
     overlay = None
@@ -185,8 +193,20 @@ def _frame_scale(frames_in: FrameSet, frame, crops: list, config: RunOcrConfig) 
     return 0
 
 
-def _frame_lines(image: np.ndarray, scale: float, engine) -> list[Line]:
-    return [Line(line_image(image, q), _quad_box(q), 1.0, "frame", reading_quad(q)) for q in engine.detect(image, scale)]
+def _frame_lines(image: np.ndarray, scale: float, engine, config: RunOcrConfig) -> tuple[list[Line], list[Line]]:
+    """The whole frame's lines: those the detector is sure of and, with `weak_lines`, the weak ones."""
+    if config.weak_lines and config.max_weak_lines and hasattr(engine, "detect_weak"):
+        sure, weak = engine.detect_weak(image, scale, config.weak_lines)
+    else:
+        sure, weak = engine.detect(image, scale), []
+    return ([Line(line_image(image, q), _quad_box(q), 1.0, "frame", reading_quad(q)) for q in sure],
+            [Line(line_image(image, q), _quad_box(q), 1.0, "frame", reading_quad(q), weak=True) for q in weak])
+
+
+def _weak_lines(weak: list[Line], lines: list[Line], most: int) -> list[Line]:
+    """Weak lines no other line covers, the largest `most` (tiny specks are rarely a name)."""
+    free = [w for w in weak if not any(iou(w.box, ln.box) > 0.1 or covered(w.box, ln.box) > 0.5 for ln in lines)]
+    return sorted(free, key=lambda w: -(w.box[2] - w.box[0]) * (w.box[3] - w.box[1]))[:most]
 
 
 def _crop_lines(crop, engine, config: RunOcrConfig, ctx: StageContext, detected: tuple | None = None) -> list[Line]:

@@ -157,3 +157,59 @@ def test_read_places_each_character_where_it_is_drawn(runtime):
     xs = [p * line.shape[1] for p in places]
     assert ink[0] <= xs[0] < xs[-1] <= ink[-1]
     assert engine.recognize([line]) == [(text, score)]
+
+
+def faint_word_frames():
+    """Frames holding a clear word and a small, faint, blurred one, from invisible to clear, with
+    the faint word's box: the detector is sure of the first word, and of the second only from some
+    contrast on; just under it, it is unsure (where exactly depends on the CPU's arithmetic)."""
+    for blur in (3, 5):
+        for contrast in range(26, 62, 2):
+            image = np.full((120, 300, 3), 120, np.uint8)
+            cv2.putText(image, "KESTREL", (20, 40), cv2.FONT_HERSHEY_DUPLEX, 1.0, (20, 20, 20), 2, cv2.LINE_AA)
+            cv2.putText(image, "ORBIT", (40, 90), cv2.FONT_HERSHEY_DUPLEX, 0.35, (120 + contrast,) * 3, 1,
+                        cv2.LINE_AA)
+            yield cv2.GaussianBlur(image, (blur, blur), 0), (36, 75, 110, 100)
+
+
+def inside(quad: np.ndarray, box: tuple[int, int, int, int]) -> bool:
+    (x1, y1), (x2, y2) = quad.min(0), quad.max(0)
+    return x1 >= box[0] and y1 >= box[1] and x2 <= box[2] and y2 <= box[3]
+
+
+def test_weak_lines_come_from_the_same_inference_as_the_sure_ones():
+    engine = get_engine("rapidocr", runtime="openvino", charset="latin")
+    weak_seen = 0
+    for image, faint in faint_word_frames():
+        sure, weak = engine.detect_weak(image, 1.0, 0.3)
+        plain = engine.detect(image)
+        assert len(sure) == len(plain) and all(np.allclose(a, b) for a, b in zip(sure, plain))  # detect's own
+        assert not any(np.allclose(w, s) for w in weak for s in sure)
+        weak_seen += any(inside(q, faint) for q in weak)
+    assert weak_seen  # the faint word is a weak line in at least one strength
+
+
+def test_run_ocr_reads_weak_lines_for_spotting_only(tmp_path):
+    from mpr.records import Frame, FrameSet
+    from mpr.source import SourceInfo
+    from tasks.run_ocr import RunOcrConfig, run_ocr
+    from tasks.stage import StageContext
+
+    engine = get_engine("rapidocr", runtime="openvino", charset="latin")
+    image, faint = next((im, box) for im, box in faint_word_frames()
+                        if any(inside(q, box) for q in engine.detect_weak(im, 1.0, 0.3)[1]))
+    ctx = StageContext(source=SourceInfo(uri="f.png", kind="image", fingerprint="f", local_path="f.png"),
+                       store_root=str(tmp_path), key="k")
+    frames = FrameSet(chunk=0, frames=[Frame(index=0, t=0.0, key=ctx.store.put_image("0.png", image),
+                                             width=300, height=120)])
+    seen = dict(det_limit_side_len=120, charset="latin")  # the frame at its own size, as probed above
+    off = run_ocr([frames], RunOcrConfig(**seen), ctx)
+    on = run_ocr([frames], RunOcrConfig(**seen, weak_lines=0.3), ctx)
+    def at_faint(reads):
+        return [r for r in reads if inside(np.array(r.box).reshape(2, 2), faint)]
+
+    assert [r.text for r in on.reads] == [r.text for r in off.reads] == ["KESTREL"]
+    assert not at_faint(off.faint) and at_faint(on.faint)  # read, for spotting only
+    assert all(r.trace for r in at_faint(on.faint))
+    none = run_ocr([frames], RunOcrConfig(**seen, weak_lines=0.3, max_weak_lines=0), ctx)
+    assert not at_faint(none.faint)
