@@ -43,13 +43,16 @@ def main(argv=None) -> int:
     totals = {"tp": 0, "fp": 0, "fn": 0}
     for clip in json.loads(TRUTH.read_text())["clips"]:
         truth = load_truth(TRUTH, clip)
-        truth.brands += distractor_brands(truth.brands, args.distractors)
+        extra = distractor_brands(truth.brands, args.distractors)
+        truth.brands += extra
         brands = [{"name": b, "aliases": ALIASES.get(b, [])} for b in truth.brands]
         with tempfile.TemporaryDirectory() as out:
             report = detect_brands(str(REAL_DEV / clip), brands, args.profile, parse_set(args.sets), out)
         result = evaluate(report, truth)
         result["per_brand"] = {b: r for b, r in result["per_brand"].items() if r["tp"] + r["fp"] + r["fn"]}
         print(f"\n{clip}\n{format_scores(result)}")
+        for d in (d for d in report.detections if d.brand in extra):
+            print(f"  false {d.brand} at {d.t:.1f} s: read {d.text!r} by {d.resolver} in {d.region}")
         for key in totals:
             totals[key] += result[key]
     print(f"\nall clips\n{format_scores(prf(**totals))}")
