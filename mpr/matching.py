@@ -192,6 +192,11 @@ class BrandMatcher:
         character, plus one, to the greedy reading; its characters' probabilities must average
         (geometrically) `min_probability`; and a name shorter than PARTIAL_MIN_LEN must stand
         alone on its line (no letter read right before or after it), as fuzzy matching asks."""
+        return choose_spots(self.spots(reads, cost_per_char, min_probability), taken)
+
+    def spots(self, reads: list[TextRead], cost_per_char: float, min_probability: float) -> list[Spotted]:
+        """Every name `spot_frame` would consider, overlapping ones included (what it computes
+        from the reads alone: match_brands keeps it, `choose_spots` picks among it)."""
         if cost_per_char <= 0 or not self._spot_names:
             return []
         budget = cost_per_char * (self._spot_len + 1)
@@ -206,11 +211,16 @@ class BrandMatcher:
                 box, text = _spot_place(reads[i], trace, spot)
                 found.append(Spotted(self.owner[self._spot_names[spot.name]], i, spot.cost, spot.probability,
                                      round(100 * float(np.exp(-spot.cost / len(name))), 1), box, text))
-        chosen: list[Spotted] = []
-        for hit in sorted(found, key=lambda h: -h.score):
-            if not any(_overlaps(hit.box, other) for other in [*taken, *(c.box for c in chosen)]):
-                chosen.append(hit)
-        return chosen
+        return found
+
+
+def choose_spots(found: list[Spotted], taken: list[Box]) -> list[Spotted]:
+    """The best spots first, none overlapping another or a box in `taken`."""
+    chosen: list[Spotted] = []
+    for hit in sorted(found, key=lambda h: -h.score):
+        if not any(_overlaps(hit.box, other) for other in [*taken, *(c.box for c in chosen)]):
+            chosen.append(hit)
+    return chosen
 
 
 def _overlaps(a: Box, b: Box) -> bool:

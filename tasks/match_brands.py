@@ -11,6 +11,7 @@ was read, each with a perceptual hash so near-identical ones are asked about onc
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import json
 from collections import defaultdict
@@ -23,7 +24,7 @@ from mpr.closer_look import MIN_TEXT_SCORE, UNCLIPPED, Look, look_closer, look_r
 from mpr.escalation.candidates import dhash
 from mpr.imaging import crop
 from mpr.ocr import get_engine, line_image, reading_quad
-from mpr.matching import BrandMatcher, Spotted, place_box, union
+from mpr.matching import BrandMatcher, Spotted, choose_spots, place_box, union
 from mpr.ocr_models import readable
 from mpr.folding import fold_char
 from mpr.spotting import Spotter
@@ -85,8 +86,8 @@ def match_brands(inputs: list[TextSet], config: MatchBrandsConfig, ctx: StageCon
         used = {i for m in matches for i in m.reads}
         found = [_detection(m, reads, names.get(frame_key, "")) for m in matches]
         everything = reads + faint[frame_key]
-        spotted = matcher.spot_frame(everything, [d.box for d in found], config.spot_cost,
-                                     config.spot_min_probability)
+        spotted = choose_spots(_spots(ctx, everything, matcher, config.spot_cost, config.spot_min_probability),
+                               [d.box for d in found])
         used |= {s.read for s in spotted}
         found += [_spotted(s, everything[s.read], names.get(frame_key, "")) for s in spotted]
         if config.closer_look and texts.engine and everything:
@@ -109,8 +110,8 @@ def _closer_looks(reads: list[TextRead], found: list[Detection], matcher: BrandM
     """Brands found by reading again, enlarged and turned, around the frame's best near misses:
     reads in which a brand not found there spots within `near_cost` (mpr.closer_look)."""
     reads = [r for r in reads if views(r.box, config.closer_angles)]  # first: spotting at near_cost is costly
-    near = [(i, box, brand) for i, box, brand in _near_misses(ctx, reads, matcher, config.near_cost)
-            if not any(_overlap(box, d.box) for d in found)][:config.closer_look]
+    near = [(s.read, s.box, s.brand) for s in choose_spots(_spots(ctx, reads, matcher, config.near_cost, 0.0), [])
+            if not any(_overlap(s.box, d.box) for d in found)][:config.closer_look]
     frame_key = reads[0].frame_key if reads else ""
     image = lru_cache(maxsize=1)(lambda: ctx.store.get_image(frame_key))  # decoded only when a look is new
     out: list[Detection] = []
@@ -136,25 +137,26 @@ def _closer_looks(reads: list[TextRead], found: list[Detection], matcher: BrandM
     return out
 
 
-def _near_misses(ctx: StageContext, reads: list[TextRead], matcher: BrandMatcher,
-                 cost: float) -> list[tuple[int, Box, str]]:
-    """(read index, box, brand) of the names spotted in a frame's reads within `cost` nats a character,
-    best first, none overlapping: kept in the store under the reads, the names and the code, since
-    spotting at that budget weighs far more pairs than at spot_cost (2.4 s of a 2-minute loop's
-    match_brands), so a rerun of this stage alone spends nothing on it."""
-    if not reads:
+def _spots(ctx: StageContext, reads: list[TextRead], matcher: BrandMatcher, cost: float,
+           min_probability: float) -> list[Spotted]:
+    """`BrandMatcher.spots` of a frame's reads, kept in the store under the reads, the names and
+    the code: it depends on nothing a rerun of this stage alone changes (min_score, verify_cost),
+    and spotting is most of such a rerun's work (at near_cost, for the closer look's near misses,
+    it weighs far more pairs than at spot_cost: 2.4 s of a 2-minute loop's match_brands)."""
+    if not reads or cost <= 0:
         return []
-    basis = hashlib.blake2b(json.dumps([matcher.names, cost]).encode(), digest_size=16)
+    basis = hashlib.blake2b(json.dumps([matcher.names, matcher.owner, cost, min_probability]).encode(),
+                            digest_size=16)
     for r in reads:
-        basis.update(json.dumps([r.frame_key, r.text, r.box]).encode() + r.trace)
-    key = f"near-misses/{NEAR_VERSION}/{basis.hexdigest()}.json"
+        basis.update(json.dumps([r.frame_key, r.text, r.box, r.quad, r.places]).encode() + r.trace)
+    key = f"spots/{SPOT_VERSION}/{basis.hexdigest()}.json"
     try:
-        return [(i, tuple(box), brand) for i, box, brand in json.loads(ctx.store.get_bytes(key))]
-    except (MprError, ValueError):  # not spotted yet
+        return [Spotted(**{**s, "box": tuple(s["box"])}) for s in json.loads(ctx.store.get_bytes(key))]
+    except (MprError, ValueError, TypeError):  # not spotted yet
         pass
-    near = [(s.read, s.box, s.brand) for s in matcher.spot_frame(reads, [], cost, 0.0)]
-    ctx.store.put_bytes(key, json.dumps(near).encode())
-    return near
+    found = matcher.spots(reads, cost, min_probability)
+    ctx.store.put_bytes(key, json.dumps([dataclasses.asdict(s) for s in found]).encode())
+    return found
 
 
 def _look(ctx: StageContext, engine: dict, image, read: TextRead, angle: float) -> list[Look]:
@@ -175,7 +177,7 @@ def _look(ctx: StageContext, engine: dict, image, read: TextRead, angle: float) 
 
 
 LOOK_VERSION = code_digest(closer_look, line_image, reading_quad, size=4)  # changed code must not reuse old looks
-NEAR_VERSION = code_digest(matching, spotting, _near_misses, size=4)  # nor old near misses
+SPOT_VERSION = code_digest(matching, spotting, size=4)  # nor old spots
 
 
 def _look_read(first: TextRead, look: Look) -> TextRead:

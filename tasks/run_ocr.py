@@ -4,7 +4,8 @@ Per frame, every image read (the crops preprocess made and, per `full_frame`, th
 frame) goes through the text detector; the lines found are mapped to frame pixels, lines
 that two images saw are kept once (from the image that shows them largest), and the rest
 are recognised in one batch. Single-line logo crops skip detection. In board strips,
-long stretches of a text row that no found line covers are recognised too (`read_gaps`).
+long stretches of a text row that no found line covers are recognised too (`read_gaps`), and
+whole-frame lines the detector is unsure of for brand spotting only (`weak_lines`).
 Without crops (a profile without vision stages) whole frames are read. Each read keeps its
 line's corners in the frame and where the recogniser placed each character on it, so that
 match_brands can box a name read inside longer text.

@@ -8,6 +8,7 @@ import pytest
 
 from mpr.brands import load_brands
 from mpr.closer_look import look_closer, look_region, views
+from mpr.matching import BrandMatcher
 from mpr.ocr import get_engine
 from mpr.records import Frame, TextRead, TextSet
 from mpr.source import SourceInfo
@@ -75,14 +76,19 @@ def test_match_brands_looks_closer_at_a_near_miss_and_keeps_what_it_read(tmp_pat
     (found,) = match_brands([texts], MatchBrandsConfig(region_kinds=[]), ctx).detections
     assert (found.brand, found.resolver) == ("Kestrel", "closer_look") and covered(ink, found.box) > 0.9
     assert list((tmp_path / "closer-looks").rglob("*.json"))  # what the look read is kept
-    assert list((tmp_path / "near-misses").rglob("*.json"))  # and where it looked
+    assert list((tmp_path / "spots").rglob("*.json"))  # and what spotting found, near misses included
 
     def no_engine(*args, **kwargs):
         raise AssertionError("a rerun must not read again")
 
     monkeypatch.setattr("tasks.match_brands.get_engine", no_engine)
+    spotted_again = []
+    spots = BrandMatcher.spots
+    monkeypatch.setattr(BrandMatcher, "spots", lambda self, reads, cost, p: spotted_again.append(cost) or
+                        spots(self, reads, cost, p))
     again = match_brands([texts], MatchBrandsConfig(region_kinds=[], min_score=79), ctx).detections
     assert [(d.brand, d.box) for d in again] == [(found.brand, found.box)]
+    assert spotted_again == [0.75]  # the look's reads only: the frame's spots and near misses are read back
 
 
 def test_closer_look_angles_are_bounded():
