@@ -1,4 +1,4 @@
-"""Where MPR keeps its data, and the offline defaults it sets for Prefect."""
+"""Where MPR keeps its data, and the process defaults it sets for Prefect and ffmpeg."""
 
 from __future__ import annotations
 
@@ -12,6 +12,11 @@ OFFLINE_DEFAULTS = {
     "DO_NOT_TRACK": "1",
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    # imageio-ffmpeg starts ffmpeg with preexec_fn=os.setpgrp, which runs Python's after-fork
+    # handlers in the forked child; there, freeing a dead thread's PyAV frame converter waited
+    # forever on its (absent) slice threads: `mpr detect` hung writing annotated.mp4 after a
+    # run (seen in the two-runs-at-once test). Unset, the child only execs ffmpeg.
+    "IMAGEIO_FFMPEG_NO_PREVENT_SIGINT": "1",
 }
 
 

@@ -18,6 +18,19 @@ def test_offline_defaults_fill_gaps_only(monkeypatch):
     assert os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] == "true"
 
 
+def test_ffmpeg_is_started_without_python_in_the_forked_child(monkeypatch):
+    """imageio-ffmpeg's preexec_fn ran Python's after-fork handlers in the child, where freeing a
+    PyAV frame converter of a dead thread hung for good (mpr.settings): with the defaults, the
+    child only execs ffmpeg."""
+    from imageio_ffmpeg._utils import _popen_kwargs
+
+    monkeypatch.delenv("IMAGEIO_FFMPEG_NO_PREVENT_SIGINT", raising=False)
+    assert _popen_kwargs(prevent_sigint=True)["preexec_fn"] is not None  # imageio-ffmpeg's own way
+    monkeypatch.delitem(sys.modules, "prefect.context", raising=False)
+    apply_offline_defaults()
+    assert _popen_kwargs(prevent_sigint=True)["preexec_fn"] is None
+
+
 def test_defaults_reach_prefect_imported_before_the_flows():
     """A notebook that imports prefect first: Prefect has read its settings already."""
     code = ("import prefect\nfrom prefect.settings import get_current_settings\n"
