@@ -54,6 +54,11 @@ def apply_offline_defaults() -> None:
     Prefect reads its settings once, when it is imported: where it was imported first (a
     notebook that imports prefect before `flows`), its root settings are read again so that
     the defaults apply there too (else its temporary server keeps a 20-s start-up limit)."""
+    # `import openvino` initialises its converter's telemetry, which sends a usage event to Google
+    # Analytics from a forked process: a network call at run time, and the fork (mid-run, when
+    # the OCR engine loads) once hung `mpr detect` for good (the child freed a PyAV frame
+    # converter of a thread that does not exist there). Hidden, the converter uses its own stub.
+    sys.modules.setdefault("openvino_telemetry", None)
     added = [name for name in OFFLINE_DEFAULTS if name not in os.environ]
     for name in added:
         os.environ[name] = OFFLINE_DEFAULTS[name]

@@ -31,6 +31,16 @@ def test_ffmpeg_is_started_without_python_in_the_forked_child(monkeypatch):
     assert _popen_kwargs(prevent_sigint=True)["preexec_fn"] is None
 
 
+def test_openvino_sends_no_telemetry():
+    """Imported after the defaults, OpenVINO's converter gets its telemetry stub: no usage event
+    sent (over the network, from a forked process) when the OCR engine loads."""
+    code = ("from mpr.settings import apply_offline_defaults\napply_offline_defaults()\n"
+            "import openvino\nfrom openvino.tools.ovc import telemetry_utils\nprint(telemetry_utils.tm.__name__)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["openvino.tools.ovc.telemetry_stub"]
+
+
 def test_defaults_reach_prefect_imported_before_the_flows():
     """A notebook that imports prefect first: Prefect has read its settings already."""
     code = ("import prefect\nfrom prefect.settings import get_current_settings\n"
