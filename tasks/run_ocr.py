@@ -155,7 +155,8 @@ def _read_frame(frames_in: FrameSet, frame, crops: list, engine, config: RunOcrC
         sure, weak = _frame_lines(image, scale, engine, config)
         lines += sure
     lines = distinct(lines, config.same_line_iou)
-    lines += _weak_lines(weak, lines, config.max_weak_lines)
+    if weak:
+        lines += _weak_lines(image, weak, lines, config.max_weak_lines)
     texts = engine.read([line.pixels for line in lines])
     read = [_text_read(frame, line, text) for line, text in zip(lines, texts)]
     clear = [r.score >= config.min_text_score and r.text != "" and not line.weak for r, line in zip(read, lines)]
@@ -194,20 +195,22 @@ def _frame_scale(frames_in: FrameSet, frame, crops: list, config: RunOcrConfig) 
     return 0
 
 
-def _frame_lines(image: np.ndarray, scale: float, engine, config: RunOcrConfig) -> tuple[list[Line], list[Line]]:
-    """The whole frame's lines: those the detector is sure of and, with `weak_lines`, the weak ones."""
+def _frame_lines(image: np.ndarray, scale: float, engine, config: RunOcrConfig) -> tuple[list[Line], list]:
+    """The whole frame's lines the detector is sure of and, with `weak_lines`, the quads of the weak ones."""
     if config.weak_lines and config.max_weak_lines and hasattr(engine, "detect_weak"):
         sure, weak = engine.detect_weak(image, scale, config.weak_lines)
     else:
         sure, weak = engine.detect(image, scale), []
-    return ([Line(line_image(image, q), _quad_box(q), 1.0, "frame", reading_quad(q)) for q in sure],
-            [Line(line_image(image, q), _quad_box(q), 1.0, "frame", reading_quad(q), weak=True) for q in weak])
+    return [Line(line_image(image, q), _quad_box(q), 1.0, "frame", reading_quad(q)) for q in sure], weak
 
 
-def _weak_lines(weak: list[Line], lines: list[Line], most: int) -> list[Line]:
-    """Weak lines no other line covers, the largest `most` (tiny specks are rarely a name)."""
-    free = [w for w in weak if not any(iou(w.box, ln.box) > 0.1 or covered(w.box, ln.box) > 0.5 for ln in lines)]
-    return sorted(free, key=lambda w: -(w.box[2] - w.box[0]) * (w.box[3] - w.box[1]))[:most]
+def _weak_lines(image: np.ndarray, weak: list, lines: list[Line], most: int) -> list[Line]:
+    """The weak quads no other line covers, the largest `most` (tiny specks are rarely a name), as
+    lines: only those are cut from the frame."""
+    boxes = [(q, _quad_box(q)) for q in weak]
+    free = [(q, b) for q, b in boxes if not any(iou(b, ln.box) > 0.1 or covered(b, ln.box) > 0.5 for ln in lines)]
+    chosen = sorted(free, key=lambda qb: -(qb[1][2] - qb[1][0]) * (qb[1][3] - qb[1][1]))[:most]
+    return [Line(line_image(image, q), b, 1.0, "frame", reading_quad(q), weak=True) for q, b in chosen]
 
 
 def _crop_lines(crop, engine, config: RunOcrConfig, ctx: StageContext, detected: tuple | None = None) -> list[Line]:
