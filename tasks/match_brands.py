@@ -15,6 +15,7 @@ import dataclasses
 import hashlib
 import json
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from functools import lru_cache
 
 from pydantic import Field, field_validator
@@ -78,9 +79,9 @@ def match_brands(inputs: list[TextSet], config: MatchBrandsConfig, ctx: StageCon
     faint: dict[str, list[TextRead]] = defaultdict(list)
     for read in texts.faint:
         faint[read.frame_key].append(read)
-    detections, leftovers = [], []
     names = {f.key: f.name for f in texts.frames}
-    for frame_key in dict.fromkeys([*by_frame, *faint]):
+
+    def frame(frame_key: str) -> tuple[list[Detection], list[TextRead]]:
         reads = by_frame[frame_key]
         matches = matcher.match_frame(reads, config.verify_cost)
         used = {i for m in matches for i in m.reads}
@@ -92,8 +93,15 @@ def match_brands(inputs: list[TextSet], config: MatchBrandsConfig, ctx: StageCon
         found += [_spotted(s, everything[s.read], names.get(frame_key, "")) for s in spotted]
         if config.closer_look and texts.engine and everything:
             found += _closer_looks(everything, found, matcher, config, ctx, texts.engine, names.get(frame_key, ""))
-        detections += found
-        leftovers += [r for i, r in enumerate(reads) if i not in used and _worth_escalating(r, config)]
+        return found, [r for i, r in enumerate(reads) if i not in used and _worth_escalating(r, config)]
+
+    # Frames are independent; the closer look's inferences release the GIL, so with the OCR
+    # engine's streams one frame's look runs while another frame is matched or looked at.
+    streams = (texts.engine or {}).get("streams", 1) if config.closer_look else 1
+    with ThreadPoolExecutor(max(1, streams)) as pool:
+        done = list(pool.map(frame, dict.fromkeys([*by_frame, *faint])))
+    detections = [d for found, _ in done for d in found]
+    leftovers = [r for _, left in done for r in left]
     unresolved = _candidates(leftovers[:config.max_unresolved], names, config, ctx)
     room = config.max_unresolved - len(unresolved)
     unresolved += _region_candidates(texts.crops, detections, names, config, ctx)[:max(room, 0)]

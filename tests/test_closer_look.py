@@ -115,3 +115,35 @@ def test_the_closer_look_confirms_the_near_missed_brand_by_spotting_it_and_no_ot
         monkeypatch.setattr("tasks.match_brands._look", lambda *args, look=look: [look])
         found = match_brands([texts], MatchBrandsConfig(region_kinds=[]), ctx).detections
         assert [(d.brand, d.resolver) for d in found] == ([("Kestrel", "closer_look")] if text == "KEXTREL" else [])
+
+
+def test_frames_are_matched_at_once_on_the_engines_streams_and_reported_in_frame_order(tmp_path, monkeypatch):
+    """With two OCR streams two frames' closer looks run at the same time (a barrier both must
+    reach); the detections come back in frame order, the same as one stream gives."""
+    import threading
+
+    from mpr.closer_look import Look
+
+    ctx = StageContext(source=SourceInfo(uri="x.mp4", kind="video", fingerprint="f", local_path="x.mp4"),
+                       store_root=str(tmp_path), key="k", brands=load_brands([{"name": "Kestrel"}]))
+    one = near_miss_texts(ctx)
+    image = ctx.store.get_image(one.frames[0].key)
+    frames = [one.frames[0].model_copy(update={"index": i, "t": float(i),
+                                               "key": ctx.store.put_image(f"frames/f/{i:06d}.jpg", image)})
+              for i in range(4)]
+    reads = [one.reads[0].model_copy(update={"t": f.t, "frame_key": f.key}) for f in frames]
+    kestrel = Look(reads[0].box, None, "KESTREL", 0.9, (), b"")
+    barrier = threading.Barrier(2, timeout=10)
+
+    def look(*args):
+        barrier.wait()  # a BrokenBarrierError when no other frame is looked at meanwhile
+        return [kestrel]
+
+    monkeypatch.setattr("tasks.match_brands._look", look)
+    texts = one.model_copy(update={"frames": frames, "reads": reads, "engine": {**ENGINE, "streams": 2}})
+    found = match_brands([texts], MatchBrandsConfig(region_kinds=[]), ctx).detections
+    assert [(d.t, d.brand, d.resolver) for d in found] == [(float(i), "Kestrel", "closer_look") for i in range(4)]
+
+    monkeypatch.setattr("tasks.match_brands._look", lambda *args: [kestrel])
+    alone = match_brands([texts.model_copy(update={"engine": ENGINE})], MatchBrandsConfig(region_kinds=[]), ctx)
+    assert [(d.t, d.box) for d in alone.detections] == [(d.t, d.box) for d in found]
