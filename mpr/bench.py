@@ -235,7 +235,11 @@ def loop_clip(path: Path, minutes: float, folder: Path) -> Path:
 
 
 def start_prefect() -> float:
-    """Start Prefect's ephemeral API (when no PREFECT_API_URL) outside the timed runs."""
+    """Start Prefect's ephemeral API (when no PREFECT_API_URL) outside the timed runs; offline, even
+    when called before anything applied the project's defaults (the server inherits the environment)."""
+    from mpr.settings import apply_offline_defaults
+
+    apply_offline_defaults()
     start = time.perf_counter()
     from prefect.client.orchestration import get_client
 

@@ -87,3 +87,32 @@ def test_attempt_counts_from_the_environment_are_whole_and_bounded_alike(monkeyp
             with pytest.raises(InputError, match=f"^{name} '{value}': {message}$"):
                 read()
             monkeypatch.setenv(name, "2")
+
+
+def test_the_bench_starts_prefects_server_with_the_offline_defaults(monkeypatch):
+    """`mpr.bench.start_prefect` called before anything imported `flows` (a script, a notebook): the
+    temporary server it starts inherits this environment, so the defaults are set first (without
+    them Prefect's server sent telemetry)."""
+    import prefect.client.orchestration as orchestration
+
+    from mpr.bench import start_prefect
+
+    for name in OFFLINE_DEFAULTS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delitem(sys.modules, "prefect.context", raising=False)
+    seen = {}
+
+    class Client:  # records the environment the server would start with
+        def __enter__(self):
+            seen.update(os.environ)
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def hello(self):
+            pass
+
+    monkeypatch.setattr(orchestration, "get_client", lambda **kwargs: Client())
+    start_prefect()
+    assert seen["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false" and seen["DO_NOT_TRACK"] == "1"
